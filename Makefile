@@ -1,0 +1,48 @@
+# krakenflow — the two README commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.krakenflow/prefect
+export MPLBACKEND := Agg
+
+.PHONY: demo test install lint typecheck contracts pytest bench reliability clean-state
+
+## install: create the virtualenv once and reinstall only when pyproject.toml or requirements.lock change
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found — krakenflow needs Python 3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+## demo: real bundled candles → validate → features → train → MLflow @champion → trader replay
+demo: $(STAMP)
+	$(BIN)/krakenflow demo
+
+## test: lint, types, import contracts, then the offline pytest suite (pytest exit 5 = failure)
+test: $(STAMP) lint typecheck contracts pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	@$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+## bench: performance goals, written to BENCHMARKS.md (never timed unit tests)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean-state:
+	rm -rf .krakenflow data/raw data/validated data/features data/models data/reports

@@ -1,0 +1,1 @@
+"""Shared kernel: params, settings, domain types. Imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""krakenflow market.emulator."""
