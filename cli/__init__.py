@@ -1,1 +1,1 @@
-"""krakenflow cli."""
+"""The `krakenflow` command line (Typer + Rich). Commands import their packages lazily."""

@@ -1,1 +1,1 @@
-"""krakenflow models."""
+"""Training, evaluation, promotion decisions and the MLflow registry (the only MLflow module)."""

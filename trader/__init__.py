@@ -1,1 +1,2 @@
-"""krakenflow trader."""
+"""The lightweight trading process: engine, brokers, risk, backtest. Never imports orchestration,
+data-quality or search libraries (import-linter contract)."""

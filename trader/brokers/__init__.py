@@ -1,1 +1,1 @@
-"""krakenflow trader.brokers."""
+"""Brokers turn order intents into fills: simulated (backtest, paper) or Kraken (live)."""

@@ -1,0 +1,168 @@
+"""`krakenflow` — one Typer app wiring commands to the packages."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.env import prepare_environment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="krakenflow: Kraken MLOps pipeline + trader")
+flow_app = typer.Typer(no_args_is_help=True, help="Run Prefect flows.")
+app.add_typer(flow_app, name="flow")
+console = Console()
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to use")]
+
+
+def _params(path: Path) -> Any:
+    from core.params import ParamsError, load_params
+
+    try:
+        return load_params(path)
+    except ParamsError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+
+
+def _paths() -> Any:
+    from core.settings import Settings
+    from pipeline.paths import DataPaths
+
+    return DataPaths(Settings().data_dir)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="prepare | featurize | train | evaluate | register | promote")],
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run one pipeline stage (what `dvc repro` calls)."""
+    from core.settings import Settings
+    from pipeline import stages
+
+    params, paths = _params(params_file), _paths()
+    runners = {
+        "prepare": lambda: [vars(p) for p in stages.prepare(params, paths)],
+        "featurize": lambda: stages.featurize(params, paths),
+        "train": lambda: stages.train(params, paths),
+        "evaluate": lambda: stages.evaluate_model(params, paths),
+        "register": lambda: stages.register(params, paths, Settings()),
+        "promote": lambda: vars(stages.promote(params, Settings())),
+    }
+    if name not in runners:
+        console.print(f"[red]error:[/red] unknown stage {name!r}; choose one of {', '.join(runners)}")
+        raise typer.Exit(2)
+    console.print(runners[name]())
+
+
+@app.command()
+def promote(
+    version: Annotated[int | None, typer.Option(help="model version (default: the challenger)")] = None,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Apply the promotion rule and move the `champion` alias."""
+    from core.settings import Settings
+    from pipeline import stages
+
+    outcome = stages.promote(_params(params_file), Settings(), version)
+    console.print(f"{outcome.decision}: {outcome.reason} (champion v{outcome.champion})")
+
+
+@flow_app.command("run")
+def flow_run(params_file: ParamsOpt = Path("params.yaml")) -> None:
+    """Run the whole training pipeline as a Prefect flow (ephemeral local Prefect unless configured)."""
+    _params(params_file)
+    from flows.pipeline import pipeline_flow
+
+    result = pipeline_flow(params_file=str(params_file), data_dir=str(_paths().root))
+    _print_pipeline(result)
+
+
+def _print_pipeline(result: dict[str, Any]) -> None:
+    table = Table(title="validated candles")
+    for col in ("pair", "rows", "first", "last", "quality gate"):
+        table.add_column(col)
+    for p in result["prepared"]:
+        table.add_row(p["pair"], str(p["rows"]), p["first"], p["last"], p["summary"])
+    console.print(table)
+    m = result["metrics"]
+    console.print(
+        f"holdout: AUC {m['holdout_auc']:.3f}, model net return {m['holdout_net_return']:+.2%}, "
+        f"max drawdown {m['holdout_max_drawdown']:.2%}, {int(m['holdout_n_round_trips'])} round trips; "
+        f"buy & hold {m['baseline_buy_and_hold_return']:+.2%}, flat +0.00%"
+    )
+    pr = result["promotion"]
+    console.print(f"registered version {result['version']} → {pr['decision']}: {pr['reason']}")
+
+
+@app.command()
+def trade(
+    mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker)")] = "paper",
+    replay: Annotated[list[str] | None, typer.Option(help="[PAIR=]FILE of candles to replay; repeatable")] = None,
+    model: Annotated[str, typer.Option(help="alias or version in the registry")] = "champion",
+    trade_from: Annotated[str | None, typer.Option("--from", help="first candle to trade (UTC); "
+                                                   "default: the day after the model's training window")] = None,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Trade with the promoted model. Paper mode replays candles through the trader engine."""
+    if mode != "paper":
+        console.print(f"[red]error:[/red] --mode {mode!r} is not available yet; use --mode paper")
+        raise typer.Exit(2)
+    from trader import replay as replay_mod
+
+    params = _params(params_file)
+    try:
+        report = replay_mod.paper_replay(params, replay or [], model, trade_from)
+    except (LookupError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    print_trade_report(report)
+
+
+def print_trade_report(report: Any, max_rows: int = 12) -> None:
+    table = Table(title=f"paper trades — model {report.model_name} v{report.model_version}")
+    for col in ("time (UTC)", "pair", "side", "qty", "price", "fee"):
+        table.add_column(col)
+    fills = report.result.fills
+    shown = fills if len(fills) <= max_rows else fills[: max_rows // 2] + fills[-max_rows // 2 :]
+    for f in shown:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(f.ts / 1000))
+        table.add_row(when, f.pair, f.side.value, f"{f.quantity:.2f}", f"{f.price:.5f}", f"{f.fee:.2f}")
+    console.print(table)
+    if len(fills) > max_rows:
+        console.print(f"({len(fills) - len(shown)} more fills not shown)")
+    m = report.result.metrics
+    console.print(
+        f"paper P&L {m['final_equity'] - report.starting_cash:+,.2f} USD ({m['net_return']:+.2%}) over "
+        f"{report.candles_traded} candles from {report.trade_from}; max drawdown {m['max_drawdown']:.2%}; "
+        f"{int(m['n_fills'])} fills, fees {m['fees_paid']:,.2f} USD"
+    )
+
+
+@app.command()
+def demo(params_file: ParamsOpt = Path("params.yaml")) -> None:
+    """The whole product on the bundled real candles: pipeline flow → @champion → paper trader."""
+    from cli.demo import run_demo
+
+    run_demo(console, params_file)
+
+
+def main() -> None:
+    prepare_environment()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    main()

@@ -1,0 +1,41 @@
+"""Shared test setup: no internet (pytest-socket, loopback allowed), no telemetry, isolated state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def xrp_1h() -> pd.DataFrame:
+    """Real Binance XRP/USDT hourly candles bundled in data/sample (see PROVENANCE.md)."""
+    return pd.read_parquet(SAMPLE / "binance" / "XRP_USDT-1h.parquet")
+
+
+@pytest.fixture(scope="session")
+def doge_1h() -> pd.DataFrame:
+    return pd.read_parquet(SAMPLE / "binance" / "DOGE_USDT-1h.parquet")
+
+
+@pytest.fixture
+def krakenflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private KRAKENFLOW_HOME (MLflow sqlite, ledger, Prefect home) for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("KRAKENFLOW_HOME", str(home))
+    return home

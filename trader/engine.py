@@ -1,0 +1,89 @@
+"""The one event engine behind backtest, paper and live: candle → online features → model score →
+strategy → order intent → broker. No pandas here: this is the hot path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.types import Candle, Fill, OrderIntent, Side
+from features.spec import FeatureSpec, OnlineFeatures
+from trader.strategy import ThresholdStrategy
+
+Scorer = Callable[[Sequence[float]], float]
+"""Feature vector → probability that a long trade pays after fees."""
+
+
+class Broker(Protocol):
+    def submit(self, intent: OrderIntent) -> None: ...
+    def on_candle(self, pair: str, candle: Candle) -> list[Fill]: ...
+    def position(self, pair: str) -> float: ...
+    def has_pending(self, pair: str) -> bool: ...
+    @property
+    def cash(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the engine decided on one candle, and why (kept for audits and parity tests)."""
+
+    ts: int
+    pair: str
+    prob: float
+    action: str          # "buy", "sell", "hold", "stand_aside"
+    reason: str = ""
+
+
+@dataclass
+class Engine:
+    spec: FeatureSpec
+    score: Scorer
+    strategy: ThresholdStrategy
+    broker: Broker
+    trade_from_ts: int = 0
+    """Candles before this open time only warm the features up; no decision is taken on them."""
+    decisions: list[Decision] = field(default_factory=list)
+    _states: dict[str, OnlineFeatures] = field(default_factory=dict)
+    _last_close: dict[str, float] = field(default_factory=dict)
+    _seq: int = 0
+
+    def on_candle(self, pair: str, candle: Candle) -> Decision | None:
+        self.broker.on_candle(pair, candle)
+        state = self._states.get(pair) or self._states.setdefault(pair, self.spec.online())
+        features = state.update(candle)
+        self._last_close[pair] = candle.close
+        if candle.ts < self.trade_from_ts:
+            return None
+        decision = self._decide(pair, candle, features, state.ready)
+        self.decisions.append(decision)
+        return decision
+
+    def _decide(self, pair: str, candle: Candle, features: list[float], ready: bool) -> Decision:
+        if not ready:
+            return Decision(candle.ts, pair, math.nan, "stand_aside", "features warming up")
+        if any(math.isnan(x) or math.isinf(x) for x in features):
+            return Decision(candle.ts, pair, math.nan, "stand_aside", "non-finite feature")
+        prob = float(self.score(features))
+        is_long = self.broker.position(pair) > 0
+        if self.broker.has_pending(pair):
+            return Decision(candle.ts, pair, prob, "hold", "order pending")
+        wants = self.strategy.wants_long(prob, is_long)
+        if wants and not is_long:
+            qty = self.strategy.position_fraction * self.equity() / candle.close
+            self._submit(pair, Side.BUY, qty, f"p={prob:.3f}")
+            return Decision(candle.ts, pair, prob, "buy")
+        if is_long and not wants:
+            self._submit(pair, Side.SELL, self.broker.position(pair), f"p={prob:.3f}")
+            return Decision(candle.ts, pair, prob, "sell")
+        return Decision(candle.ts, pair, prob, "hold")
+
+    def _submit(self, pair: str, side: Side, qty: float, reason: str) -> None:
+        self._seq += 1
+        self.broker.submit(OrderIntent(f"kf-{self._seq}", pair, side, qty, reason))
+
+    def equity(self) -> float:
+        """Cash plus every position marked at its pair's last close (quote currency)."""
+        marked = sum(self.broker.position(p) * c for p, c in self._last_close.items())
+        return self.broker.cash + marked

@@ -1,0 +1,40 @@
+"""Load the promoted model for trading: native LightGBM booster + feature spec, hash-checked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.spec import FeatureSpec, spec_from_json
+from models.registry import LoadedModel, load_model
+from trader.engine import Scorer
+
+
+@dataclass(frozen=True)
+class TradingModel:
+    spec: FeatureSpec
+    score: Scorer
+    version: int
+    name: str
+
+
+def booster_scorer(booster: object) -> Scorer:
+    predict = booster.predict  # type: ignore[attr-defined]
+
+    def score(features: Sequence[float]) -> float:
+        return float(predict(np.asarray([features], dtype=np.float64))[0])
+
+    return score
+
+
+def trading_model(loaded: LoadedModel) -> TradingModel:
+    """Refuses (SpecMismatchError) a model whose feature spec differs from this code's features."""
+    spec = spec_from_json(loaded.spec)
+    spec.check_compatible(loaded.spec)
+    return TradingModel(spec, booster_scorer(loaded.booster), loaded.version, loaded.name)
+
+
+def load_trading_model(name: str, ref: str = "champion") -> TradingModel:
+    return trading_model(load_model(name, ref))
