@@ -42,7 +42,7 @@ pytest: $(STAMP)
 
 ## bench: performance goals, written to BENCHMARKS.md (never timed unit tests)
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH)
 
 clean-state:
 	rm -rf .krakenflow data/raw data/validated data/features data/models data/reports

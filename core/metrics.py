@@ -24,7 +24,7 @@ def period_returns(equity: Sequence[float]) -> np.ndarray:
     return np.asarray(eq[1:] / eq[:-1] - 1.0)
 
 
-def sharpe(returns: Sequence[float], periods_per_year: float) -> float:
+def sharpe(returns: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
     """Annualised Sharpe ratio of per-period simple returns (risk-free rate 0); 0 when flat."""
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 2 or float(r.std(ddof=1)) == 0.0:

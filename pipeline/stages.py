@@ -13,16 +13,16 @@ from typing import Any
 
 import lightgbm as lgb
 import pandas as pd
+from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
+from market.history import import_file
+from quality.expectations import gate
 
 from core.params import Params
 from core.settings import Settings
 from features.spec import FeatureSpec, spec_from_json, spec_from_params
-from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
-from market.history import import_file
 from models import dataset, evaluate
 from models.train import fit
 from pipeline.paths import DataPaths
-from quality.expectations import gate
 from trader.backtest import buy_and_hold_return, run_backtest
 from trader.model import booster_scorer
 
@@ -105,7 +105,7 @@ def load_feature_table(params: Params, paths: DataPaths) -> pd.DataFrame:
 def train(params: Params, paths: DataPaths) -> dict[str, float]:
     spec = spec_from_params(params.features)
     table = load_feature_table(params, paths)
-    train_set, holdout = dataset.split(table, spec.names)
+    train_set, _ = dataset.split(table, spec.names)
     booster = fit(train_set, spec.names, params.train)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(paths.model_file, lambda p: booster.save_model(str(p)))
@@ -181,7 +181,7 @@ def register(params: Params, paths: DataPaths, settings: Settings) -> int:
     from models import registry
 
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
-    booster, spec, spec_json = load_trained(paths)
+    booster, _, spec_json = load_trained(paths)
     metrics = {k: v for k, v in json.loads(paths.metrics.read_text()).items() if isinstance(v, int | float)}
     train_metrics = json.loads(paths.train_metrics.read_text())
     tags = {

@@ -1,0 +1,60 @@
+"""The whole path on a small slice of the real sample: candles → gate → features → train → MLflow
+@champion → paper trader, through the real CLI (Prefect ephemeral server, MLflow on sqlite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _slice_project(tmp: Path, rows: int) -> Path:
+    """params.yaml pointing at the last `rows` real candles of each bundled pair."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sliced = {}
+    for pair, src in params["data"]["sample"].items():
+        frame = pd.read_parquet(ROOT / src).tail(rows)
+        dst = tmp / Path(src).name
+        frame.to_parquet(dst, index=False)
+        sliced[pair] = str(dst)
+    params["data"]["sample"] = sliced
+    params["train"]["n_estimators"] = 40
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _krakenflow(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_DATA_DIR": str(tmp / "data"),
+           "PREFECT_HOME": str(tmp / "home" / "prefect"), "COLUMNS": "200"}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-c", "from cli.app import main; main()", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
+    params = _slice_project(tmp_path, rows=3000)
+    done = _krakenflow(["demo", "--params", str(params)], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "champion: krakenflow v1" in out
+    assert "paper P&L" in out and "max drawdown" in out
+    metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())
+    assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_return"} <= set(metrics)
+    assert (tmp_path / "home" / "mlflow.db").exists()
+
+    again = _krakenflow(["flow", "run", "--params", str(params)], tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "registered version 2" in again.stdout
+
+    bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
+    assert bad.returncode == 2 and "unknown file" in bad.stdout
