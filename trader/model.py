@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from features.spec import FeatureSpec, spec_from_json
 from models.registry import LoadedModel, load_model
 from trader.engine import Scorer
+from trader.fast_predict import FastScorer
 
 
 @dataclass(frozen=True)
@@ -21,12 +19,8 @@ class TradingModel:
 
 
 def booster_scorer(booster: object) -> Scorer:
-    predict = booster.predict  # type: ignore[attr-defined]
-
-    def score(features: Sequence[float]) -> float:
-        return float(predict(np.asarray([features], dtype=np.float64))[0])
-
-    return score
+    """The hot-path scorer: LightGBM's C API single-row fast path over the native booster."""
+    return FastScorer(booster)
 
 
 def trading_model(loaded: LoadedModel) -> TradingModel:
