@@ -23,7 +23,7 @@ from features.spec import FeatureSpec, spec_from_json, spec_from_params
 from models import dataset, evaluate
 from models.train import fit
 from pipeline.paths import DataPaths
-from trader.backtest import buy_and_hold_return, run_backtest
+from trader.backtest import batch_scores, buy_and_hold_return, run_backtest
 from trader.model import booster_scorer
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,9 @@ def evaluate_model(params: Params, paths: DataPaths) -> dict[str, float]:
     start = holdout_start(frames, params.split.holdout_fraction)
     start_ms = int(start.value // 1_000_000)
     candles = {pair: to_candles(frame) for pair, frame in frames.items()}
+    scores = {pair: batch_scores(spec, booster.predict, seq) for pair, seq in candles.items()}
     result = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms,
-                          periods_per_year(params.data.timeframe))
+                          periods_per_year(params.data.timeframe), scores)
     metrics.update({f"holdout_{k}": v for k, v in result.metrics.items()})
     metrics["baseline_buy_and_hold_return"] = buy_and_hold_return(candles, start_ms, params.fees.taker)
     metrics["baseline_flat_return"] = 0.0

@@ -7,16 +7,21 @@ the numbers a model is judged by come from the same code that trades it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from core.metrics import max_drawdown, period_returns, sharpe, total_return
 from core.params import FeeParams, TradeParams
 from core.types import Candle, Fill
 from features.spec import FeatureSpec
 from trader.brokers.simulated import FillModel, SimulatedBroker
-from trader.engine import Decision, Engine, Scorer
+from trader.engine import NON_FINITE, WARMING_UP, Decision, Engine, Scorer
 from trader.strategy import ThresholdStrategy
+
+BatchPredict = Callable[[np.ndarray], np.ndarray]
+"""Feature matrix → one probability per row (e.g. `lightgbm.Booster.predict`)."""
 
 
 @dataclass(frozen=True)
@@ -29,15 +34,39 @@ class BacktestResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def merge_by_time(candles: Mapping[str, Sequence[Candle]]) -> Iterator[tuple[str, Candle]]:
-    """All pairs' candles in time order (ties by pair name): how a multi-pair feed arrives."""
+def merge_by_time(candles: Mapping[str, Sequence[Candle]]) -> Iterator[tuple[str, int, Candle]]:
+    """All pairs' candles in time order (ties by pair name), with each candle's index in its pair's
+    sequence: how a multi-pair feed arrives."""
     streams = [_tagged(pair, seq) for pair, seq in sorted(candles.items())]
-    for _, pair, candle in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
-        yield pair, candle
+    for _, pair, index, candle in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
+        yield pair, index, candle
 
 
-def _tagged(pair: str, seq: Sequence[Candle]) -> Iterator[tuple[int, str, Candle]]:
-    return ((c.ts, pair, c) for c in seq)
+def _tagged(pair: str, seq: Sequence[Candle]) -> Iterator[tuple[int, str, int, Candle]]:
+    return ((c.ts, pair, i, c) for i, c in enumerate(seq))
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """Per-candle model scores computed over a whole history at once; `why_not[i]` non-empty means
+    stand aside on candle i (warm-up, non-finite feature) — exactly the online engine's rules."""
+
+    prob: np.ndarray
+    why_not: list[str]
+
+
+def batch_scores(spec: FeatureSpec, predict: BatchPredict, seq: Sequence[Candle]) -> BatchScores:
+    cols = {name: np.fromiter((getattr(c, name) for c in seq), dtype=np.float64, count=len(seq))
+            for name in ("open", "high", "low", "close", "volume")}
+    X = spec.batch(cols)
+    finite = np.isfinite(X).all(axis=1)
+    ready = np.arange(1, len(seq) + 1) >= spec.warmup
+    prob = np.full(len(seq), np.nan)
+    usable = finite & ready
+    if usable.any():
+        prob[usable] = predict(X[usable])
+    why_not = np.where(~ready, WARMING_UP, np.where(~finite, NON_FINITE, "")).tolist()
+    return BatchScores(prob, why_not)
 
 
 def run_backtest(
@@ -48,14 +77,21 @@ def run_backtest(
     fees: FeeParams,
     trade_from_ts: int,
     periods_per_year: float,
+    scores: Mapping[str, BatchScores] | None = None,
 ) -> BacktestResult:
+    """Replay candles through the engine. With `scores` (from `batch_scores`) the features and model
+    run vectorised over the whole history; without, the engine computes them online candle by candle
+    as it does when trading. Both feed the same decision code (`Engine._act`)."""
     broker = SimulatedBroker(cash=trade.starting_cash, model=FillModel(fees.taker, fees.slippage_bps))
     strategy = ThresholdStrategy(trade.enter_threshold, trade.exit_threshold, trade.position_fraction)
     engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts)
     eq_ts: list[int] = []
     eq: list[float] = []
-    for pair, candle in merge_by_time(candles):
-        engine.on_candle(pair, candle)
+    for pair, index, candle in merge_by_time(candles):
+        if scores is None:
+            engine.on_candle(pair, candle)
+        else:
+            engine.on_scored_candle(pair, candle, float(scores[pair].prob[index]), scores[pair].why_not[index])
         if candle.ts >= trade_from_ts:
             if eq_ts and eq_ts[-1] == candle.ts:
                 eq[-1] = engine.equity()

@@ -12,6 +12,9 @@ from core.types import Candle, Fill, OrderIntent, Side
 from features.spec import FeatureSpec, OnlineFeatures
 from trader.strategy import ThresholdStrategy
 
+WARMING_UP = "features warming up"
+NON_FINITE = "non-finite feature"
+
 Scorer = Callable[[Sequence[float]], float]
 """Feature vector → probability that a long trade pays after fees."""
 
@@ -44,28 +47,44 @@ class Engine:
     broker: Broker
     trade_from_ts: int = 0
     """Candles before this open time only warm the features up; no decision is taken on them."""
+    keep_decisions: bool = True
+    """Off for long soaks/benchmarks: decisions are then only returned, not accumulated."""
     decisions: list[Decision] = field(default_factory=list)
     _states: dict[str, OnlineFeatures] = field(default_factory=dict)
     _last_close: dict[str, float] = field(default_factory=dict)
     _seq: int = 0
 
     def on_candle(self, pair: str, candle: Candle) -> Decision | None:
-        self.broker.on_candle(pair, candle)
+        """Live and paper: update this pair's online features, score them, act."""
         state = self._states.get(pair) or self._states.setdefault(pair, self.spec.online())
         features = state.update(candle)
+        if candle.ts < self.trade_from_ts:
+            return self.on_scored_candle(pair, candle, math.nan, "")
+        prob, why_not = self._score(features, state.ready)
+        return self.on_scored_candle(pair, candle, prob, why_not)
+
+    def on_scored_candle(self, pair: str, candle: Candle, prob: float, why_not: str) -> Decision | None:
+        """Act on a candle whose score is already known (backtests score whole histories in batch,
+        with features proven equal to the online ones). `why_not` non-empty = stand aside."""
+        self.broker.on_candle(pair, candle)
         self._last_close[pair] = candle.close
         if candle.ts < self.trade_from_ts:
             return None
-        decision = self._decide(pair, candle, features, state.ready)
-        self.decisions.append(decision)
+        decision = self._act(pair, candle, prob, why_not)
+        if self.keep_decisions:
+            self.decisions.append(decision)
         return decision
 
-    def _decide(self, pair: str, candle: Candle, features: list[float], ready: bool) -> Decision:
+    def _score(self, features: list[float], ready: bool) -> tuple[float, str]:
         if not ready:
-            return Decision(candle.ts, pair, math.nan, "stand_aside", "features warming up")
+            return math.nan, WARMING_UP
         if any(math.isnan(x) or math.isinf(x) for x in features):
-            return Decision(candle.ts, pair, math.nan, "stand_aside", "non-finite feature")
-        prob = float(self.score(features))
+            return math.nan, NON_FINITE
+        return float(self.score(features)), ""
+
+    def _act(self, pair: str, candle: Candle, prob: float, why_not: str) -> Decision:
+        if why_not:
+            return Decision(candle.ts, pair, math.nan, "stand_aside", why_not)
         is_long = self.broker.position(pair) > 0
         if self.broker.has_pending(pair):
             return Decision(candle.ts, pair, prob, "hold", "order pending")

@@ -58,8 +58,9 @@ def test_engine_stands_aside_during_warmup_and_on_nan_features() -> None:
 
 def test_merge_by_time_interleaves_pairs(xrp_1h: pd.DataFrame, doge_1h: pd.DataFrame) -> None:
     merged = list(merge_by_time({"XRP/USD": _real_candles(xrp_1h, 3), "DOGE/USD": _real_candles(doge_1h, 3)}))
-    assert [p for p, _ in merged] == ["DOGE/USD", "XRP/USD"] * 3
-    assert [c.ts for _, c in merged] == sorted(c.ts for _, c in merged)
+    assert [p for p, _, _ in merged] == ["DOGE/USD", "XRP/USD"] * 3
+    assert [i for _, i, _ in merged] == [0, 0, 1, 1, 2, 2]
+    assert [c.ts for _, _, c in merged] == sorted(c.ts for _, _, c in merged)
 
 
 def test_backtest_with_always_flat_model_keeps_cash(xrp_1h: pd.DataFrame) -> None:
