@@ -88,16 +88,16 @@ def run_backtest(
     eq_ts: list[int] = []
     eq: list[float] = []
     for pair, index, candle in merge_by_time(candles):
+        if eq_ts and candle.ts != eq_ts[-1]:
+            eq.append(engine.equity())  # the previous timestamp is complete: mark it
         if scores is None:
             engine.on_candle(pair, candle)
         else:
             engine.on_scored_candle(pair, candle, float(scores[pair].prob[index]), scores[pair].why_not[index])
-        if candle.ts >= trade_from_ts:
-            if eq_ts and eq_ts[-1] == candle.ts:
-                eq[-1] = engine.equity()
-            else:
-                eq_ts.append(candle.ts)
-                eq.append(engine.equity())
+        if candle.ts >= trade_from_ts and (not eq_ts or eq_ts[-1] != candle.ts):
+            eq_ts.append(candle.ts)
+    if len(eq) < len(eq_ts):
+        eq.append(engine.equity())
     result = BacktestResult(eq_ts, eq, broker.fills, engine.decisions, broker.fees_paid)
     result.metrics.update(summarize(result, periods_per_year))
     return result

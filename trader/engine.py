@@ -104,5 +104,7 @@ class Engine:
 
     def equity(self) -> float:
         """Cash plus every position marked at its pair's last close (quote currency)."""
-        marked = sum(self.broker.position(p) * c for p, c in self._last_close.items())
-        return self.broker.cash + marked
+        equity = self.broker.cash
+        for pair, close in self._last_close.items():
+            equity += self.broker.position(pair) * close
+        return equity

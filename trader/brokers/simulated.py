@@ -38,6 +38,8 @@ class SimulatedBroker:
 
     def on_candle(self, pair: str, candle: Candle) -> list[Fill]:
         """Fill every intent queued for `pair` at this candle's open; returns the new fills."""
+        if pair not in self._pending:
+            return []
         new = [f for f in (self._execute(i, candle) for i in self._pending.pop(pair, [])) if f]
         self.fills.extend(new)
         return new
