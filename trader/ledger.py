@@ -1,0 +1,170 @@
+"""The trader's durable memory: every order intent is committed here BEFORE it is sent, so a crash at
+any point leaves a record to look up on the exchange instead of a blind resend.
+
+SQLite (WAL, synchronous=FULL) by default; PostgreSQL by URL. Schema via Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, case, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.types import Fill, OrderIntent, Side
+from trader.ledger_schema import audit, balances, counters, fills, intents
+
+IntentStatus = Literal["new", "sent", "unknown", "open", "filled", "cancelled", "rejected"]
+OPEN_STATUSES: tuple[IntentStatus, ...] = ("new", "sent", "unknown", "open")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    intent: OrderIntent
+    status: IntentStatus
+    txid: str | None
+    model_version: int | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Ledger:
+    """Intents, fills, balances, counters and an audit trail; each method is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        migrate(self.engine)
+
+    def record_intent(self, intent: OrderIntent, model_version: int | None) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(intents).values(
+                client_id=intent.client_id, pair=intent.pair, side=intent.side.value, quantity=intent.quantity,
+                reason=intent.reason, model_version=model_version, status="new", txid=None,
+                created_at=now, updated_at=now))
+
+    def mark(self, client_id: str, status: IntentStatus, txid: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": _now()}
+        if txid is not None:
+            values["txid"] = txid
+        with self.engine.begin() as conn:
+            done = conn.execute(update(intents).where(intents.c.client_id == client_id).values(**values))
+            if done.rowcount != 1:
+                raise KeyError(f"no intent {client_id!r} in the ledger")
+
+    def intent(self, client_id: str) -> IntentRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(intents).where(intents.c.client_id == client_id)).mappings().first()
+        return _to_record(row) if row else None
+
+    def unresolved_intents(self) -> list[IntentRecord]:
+        """Intents whose outcome the exchange has not yet told us: look these up before anything else."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(intents).where(intents.c.status.in_(OPEN_STATUSES))
+                                .order_by(intents.c.created_at)).mappings().all()
+        return [_to_record(r) for r in rows]
+
+    def record_fill(self, fill: Fill, trade_id: str) -> bool:
+        """Store a fill once: the exchange's trade id is unique. Returns False if already known."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(fills).values(
+                    trade_id=trade_id, client_id=fill.client_id, pair=fill.pair, side=fill.side.value,
+                    quantity=fill.quantity, price=fill.price, fee=fill.fee, ts=fill.ts))
+        except IntegrityError:
+            return False
+        return True
+
+    def fills(self, pair: str | None = None) -> list[Fill]:
+        query = select(fills).order_by(fills.c.ts, fills.c.id)
+        if pair is not None:
+            query = query.where(fills.c.pair == pair)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Fill(r["client_id"], r["pair"], Side(r["side"]), r["quantity"], r["price"], r["fee"], r["ts"])
+                for r in rows]
+
+    def position(self, pair: str) -> float:
+        """Net base quantity held, from the fills (the ledger's own truth)."""
+        signed = func.sum(case((fills.c.side == "buy", fills.c.quantity), else_=-fills.c.quantity))
+        with self.engine.connect() as conn:
+            value = conn.execute(select(signed).where(fills.c.pair == pair)).scalar()
+        return float(value or 0.0)
+
+    def set_balances(self, amounts: dict[str, float]) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(balances.delete())
+            if amounts:
+                conn.execute(insert(balances), [{"asset": a, "amount": v, "updated_at": now}
+                                                for a, v in amounts.items()])
+
+    def balances(self) -> dict[str, float]:
+        with self.engine.connect() as conn:
+            return {r.asset: r.amount for r in conn.execute(select(balances.c.asset, balances.c.amount))}
+
+    def audit(self, kind: str, detail: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(audit).values(at=_now(), kind=kind, detail=json.dumps(detail, default=str)))
+
+    def audit_trail(self, kind: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        query = select(audit.c.kind, audit.c.detail).order_by(audit.c.id)
+        if kind is not None:
+            query = query.where(audit.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [(r.kind, json.loads(r.detail)) for r in conn.execute(query)]
+
+    def next_counter(self, name: str, at_least: int) -> int:
+        """A strictly increasing number that survives restarts (e.g. the API nonce): max(stored+1, at_least)."""
+        with self.engine.begin() as conn:
+            current = conn.execute(select(counters.c.value).where(counters.c.name == name)
+                                   .with_for_update()).scalar()
+            value = max((current or 0) + 1, at_least)
+            if current is None:
+                conn.execute(insert(counters).values(name=name, value=value))
+            else:
+                conn.execute(update(counters).where(counters.c.name == name).values(value=value))
+        return value
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _to_record(row: Any) -> IntentRecord:
+    intent = OrderIntent(row["client_id"], row["pair"], Side(row["side"]), row["quantity"], row["reason"])
+    return IntentRecord(intent, row["status"], row["txid"], row["model_version"])

@@ -1,0 +1,68 @@
+"""Ledger tables (SQLAlchemy 2 Core). Alembic migrations in trader/migrations create and evolve them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+intents = Table(
+    "intents", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("pair", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("model_version", Integer),
+    Column("status", String(16), nullable=False),
+    Column("txid", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+fills = Table(
+    "fills", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trade_id", String(64), nullable=False),
+    Column("client_id", String(64), ForeignKey("intents.client_id"), nullable=False),
+    Column("pair", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    UniqueConstraint("trade_id", name="uq_fills_trade_id"),
+)
+
+balances = Table(
+    "balances", metadata,
+    Column("asset", String(16), primary_key=True),
+    Column("amount", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+counters = Table(
+    "counters", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
