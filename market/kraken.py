@@ -1,0 +1,229 @@
+"""The ONLY module that imports ccxt. Kraken (or the local emulator) behind our own types and errors.
+
+- Symbols: ccxt's unified 'XRP/USD', 'DOGE/USD' (Kraken XXRPZUSD, XDGUSD) — ccxt maps them.
+- Retries: ccxt's own retries are off; idempotent reads are retried here with tenacity on
+  network/5xx errors only. AddOrder is never retried: an ambiguous failure raises OrderOutcomeUnknown.
+- OHLC: Kraken returns at most 720 candles and the last one is unfinished: it is dropped here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import ccxt
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from core.types import Candle, Side
+from market import errors
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+TIMEFRAME_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
+                "4h": 14_400_000, "1d": 86_400_000, "1w": 604_800_000}
+
+
+@dataclass(frozen=True)
+class ExchangeOrder:
+    """An order as the exchange reports it. Quantities in base coin, prices and cost in quote."""
+
+    txid: str
+    client_id: str | None
+    pair: str
+    side: Side
+    status: str            # open | closed | canceled | expired | rejected
+    quantity: float
+    filled: float
+    average_price: float | None
+    fee: float
+
+
+@dataclass(frozen=True)
+class ExchangeTrade:
+    trade_id: str
+    txid: str
+    pair: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    ts: int
+
+
+def make_exchange(base_url: str, api_key: str | None = None, secret: str | None = None,
+                  timeout_ms: int = 10_000) -> ccxt.kraken:
+    """ccxt kraken pointed at `base_url` (Kraken's or the emulator's), ccxt retries off."""
+    exchange = ccxt.kraken({
+        "apiKey": api_key or "", "secret": secret or "", "timeout": timeout_ms,
+        "enableRateLimit": True, "options": {"maxRetriesOnFailure": 0},
+    })
+    base = base_url.rstrip("/")
+    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{base}/0/public", "private": f"{base}/0/private"}
+    logging.getLogger("ccxt").setLevel(logging.WARNING)  # DEBUG would print API-Key and API-Sign
+    return exchange
+
+
+def _translate(err: Exception) -> errors.ExchangeError:
+    """ccxt exception → ours, keeping Kraken's message (which never contains the secret)."""
+    text = str(err)
+    mapping: list[tuple[type[Exception], type[errors.ExchangeError]]] = [
+        (ccxt.InvalidNonce, errors.InvalidNonce),
+        (ccxt.InsufficientFunds, errors.InsufficientFunds),
+        (ccxt.AuthenticationError, errors.AuthenticationFailed),
+        (ccxt.PermissionDenied, errors.AuthenticationFailed),
+        (ccxt.RateLimitExceeded, errors.RateLimited),
+        (ccxt.DDoSProtection, errors.RateLimited),
+        (ccxt.OrderNotFound, errors.OrderNotFound),
+        (ccxt.InvalidOrder, errors.OrderRejected),
+        (ccxt.BadSymbol, errors.OrderRejected),
+        (ccxt.BadRequest, errors.OrderRejected),
+        (ccxt.NetworkError, errors.ExchangeUnavailable),
+    ]
+    if "EOrder:Unknown order" in text:
+        return errors.OrderNotFound(text)
+    if "Invalid signature" in text or "Invalid key" in text:
+        return errors.AuthenticationFailed(text)
+    if "EService:Throttled" in text:
+        return errors.RateLimited(text)
+    for ccxt_type, ours in mapping:
+        if isinstance(err, ccxt_type):
+            return ours(text)
+    return errors.ExchangeError(text)
+
+
+_idempotent_retry = retry(
+    retry=retry_if_exception_type(errors.ExchangeUnavailable),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.2, max=2.0),
+    reraise=True,
+)
+
+
+def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except ccxt.BaseError as err:
+        raise _translate(err) from None
+
+
+def _read(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """An idempotent read: retried on network/5xx/EService errors, nothing else."""
+    return _idempotent_retry(_call)(fn, *args, **kwargs)
+
+
+class KrakenClient:
+    """Small typed facade over one ccxt instance (one API key per process: Kraken nonces are per key)."""
+
+    def __init__(self, exchange: ccxt.kraken) -> None:
+        self.exchange = exchange
+        self._markets_loaded = False
+
+    def load_markets(self) -> dict[str, Any]:
+        markets = _read(self.exchange.load_markets)
+        self._markets_loaded = True
+        return markets
+
+    def _ensure_markets(self) -> None:
+        if not self._markets_loaded:
+            self.load_markets()
+
+    def fetch_candles(self, pair: str, timeframe: str, since_ms: int | None = None) -> list[Candle]:
+        """Finished candles only, ascending, deduplicated; at most Kraken's 720 most recent."""
+        self._ensure_markets()
+        rows = _read(self.exchange.fetch_ohlcv, pair, timeframe, since_ms)
+        return finished_candles(rows, timeframe)
+
+    def ticker_last(self, pair: str) -> float:
+        self._ensure_markets()
+        ticker = _read(self.exchange.fetch_ticker, pair)
+        return float(ticker["last"])
+
+    def balances(self) -> dict[str, float]:
+        raw = _read(self.exchange.fetch_balance)
+        return {asset: float(total) for asset, total in raw.get("total", {}).items() if total is not None}
+
+    def place_market_order(self, pair: str, side: Side, quantity: float, client_id: str) -> str:
+        """Send AddOrder once. Ambiguous failures raise OrderOutcomeUnknown (never retried here)."""
+        self._ensure_markets()
+        try:
+            order = self.exchange.create_order(pair, "market", side.value, quantity, None,
+                                               {"clientOrderId": client_id})
+        except (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as err:
+            raise errors.OrderOutcomeUnknown(client_id, type(err).__name__) from None
+        except ccxt.BaseError as err:
+            raise _translate(err) from None
+        return str(order["id"])
+
+    def find_order(self, client_id: str) -> ExchangeOrder | None:
+        """Look an order up by cl_ord_id in open, then closed orders (ccxt's fetch_order by client id
+        sends userref, which is wrong for Kraken)."""
+        self._ensure_markets()
+        for fetch in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+            for raw in _read(fetch):
+                if _client_id(raw) == client_id:
+                    return _to_order(raw)
+        return None
+
+    def open_orders(self) -> list[ExchangeOrder]:
+        self._ensure_markets()
+        return [_to_order(o) for o in _read(self.exchange.fetch_open_orders)]
+
+    def cancel_order(self, txid: str) -> None:
+        self._ensure_markets()
+        _call(self.exchange.cancel_order, txid)
+
+    def trades_since(self, since_ms: int | None = None) -> list[ExchangeTrade]:
+        self._ensure_markets()
+        return [_to_trade(t) for t in _read(self.exchange.fetch_my_trades, None, since_ms)]
+
+    def cancel_all_after(self, timeout_s: int) -> None:
+        """Kraken's dead-man switch: all orders are cancelled unless re-armed within `timeout_s`."""
+        _call(self.exchange.private_post_cancelallordersafter, {"timeout": timeout_s})
+
+    def key_can_withdraw(self) -> bool:
+        """Probe a withdraw-only endpoint: a trade-only key gets EGeneral:Permission denied."""
+        try:
+            _call(self.exchange.private_post_withdrawinfo, {"asset": "XBT", "key": "probe", "amount": "0"})
+        except errors.AuthenticationFailed:
+            return False
+        except errors.ExchangeError:
+            return True
+        return True
+
+
+def finished_candles(rows: list[list[Any]], timeframe: str) -> list[Candle]:
+    """ccxt OHLCV rows → Candles: drop Kraken's unfinished last candle, sort, drop duplicate times."""
+    if not rows:
+        return []
+    try:
+        parsed = sorted({int(r[0]): r for r in rows}.items())
+        candles = [Candle(ts, float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for ts, r in parsed]
+    except (TypeError, ValueError, IndexError) as err:
+        raise errors.BadMarketData(f"OHLC rows not numeric: {err}") from None
+    return candles[:-1]
+
+
+def _client_id(raw: dict[str, Any]) -> str | None:
+    info = raw.get("info") or {}
+    return raw.get("clientOrderId") or info.get("cl_ord_id")
+
+
+def _to_order(raw: dict[str, Any]) -> ExchangeOrder:
+    fee = raw.get("fee") or {}
+    return ExchangeOrder(
+        txid=str(raw["id"]), client_id=_client_id(raw), pair=str(raw.get("symbol")), side=Side(raw["side"]),
+        status=str(raw.get("status")), quantity=float(raw.get("amount") or 0.0),
+        filled=float(raw.get("filled") or 0.0),
+        average_price=float(raw["average"]) if raw.get("average") else None, fee=float(fee.get("cost") or 0.0),
+    )
+
+
+def _to_trade(raw: dict[str, Any]) -> ExchangeTrade:
+    fee = raw.get("fee") or {}
+    return ExchangeTrade(
+        trade_id=str(raw["id"]), txid=str(raw.get("order")), pair=str(raw["symbol"]), side=Side(raw["side"]),
+        quantity=float(raw["amount"]), price=float(raw["price"]), fee=float(fee.get("cost") or 0.0),
+        ts=int(raw["timestamp"]),
+    )
