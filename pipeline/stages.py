@@ -13,16 +13,16 @@ from typing import Any
 
 import lightgbm as lgb
 import pandas as pd
-from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
-from market.history import import_file
-from quality.expectations import gate
 
 from core.params import Params
 from core.settings import Settings
 from features.spec import FeatureSpec, spec_from_json, spec_from_params
+from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
+from market.history import import_file
 from models import dataset, evaluate
 from models.train import fit
 from pipeline.paths import DataPaths
+from quality.expectations import gate
 from trader.backtest import batch_scores, buy_and_hold_return, run_backtest
 from trader.model import booster_scorer
 

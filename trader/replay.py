@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
-from market.history import import_file
 
 from core.params import Params
 from core.settings import Settings
+from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
+from market.history import import_file
 from models import registry
 from trader.backtest import BacktestResult, run_backtest
 from trader.model import trading_model

@@ -23,7 +23,7 @@ def _real_ohlc_rows() -> list[list]:
 
 def test_unfinished_last_candle_is_dropped_and_order_fixed() -> None:
     rows = _real_ohlc_rows()
-    candles = finished_candles(list(reversed(rows)) + [rows[0]], "1h")
+    candles = finished_candles([*reversed(rows), rows[0]], "1h")
     assert [c.ts for c in candles] == [r[0] for r in rows[:-1]]
     assert candles[0].open == 43437.5 and candles[0].volume == pytest.approx(18.7543011)
 
