@@ -37,7 +37,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(STAMP)
-	@$(BIN)/python -m pytest -m "not bench" $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 ## bench: performance goals, written to BENCHMARKS.md (never timed unit tests)
