@@ -64,16 +64,52 @@ def stage(
 
 
 @app.command()
-def promote(
-    version: Annotated[int | None, typer.Option(help="model version (default: the challenger)")] = None,
-    params_file: ParamsOpt = Path("params.yaml"),
-) -> None:
-    """Apply the promotion rule and move the `champion` alias."""
+def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
+    """A/B: shadow-run @champion and @challenger on the same unseen candles, test, move aliases."""
     from core.settings import Settings
-    from pipeline import stages
+    from pipeline.ab import run_ab
 
-    outcome = stages.promote(_params(params_file), Settings(), version)
-    console.print(f"{outcome.decision}: {outcome.reason} (champion v{outcome.champion})")
+    outcome = run_ab(_params(params_file), _paths(), Settings())
+    _print_ab(outcome.as_dict())
+
+
+@app.command()
+def rollback(params_file: ParamsOpt = Path("params.yaml")) -> None:
+    """Swap @champion and @previous (undo the last promotion)."""
+    from core.settings import Settings
+    from pipeline.ab import rollback as do_rollback
+
+    try:
+        champion, previous = do_rollback(_params(params_file), Settings())
+    except LookupError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    console.print(f"rolled back: @champion → v{champion}, @previous → v{previous}")
+
+
+@app.command()
+def retrain(params_file: ParamsOpt = Path("params.yaml"), promote: bool = typer.Option(
+        True, help="run the A/B promotion flow after retraining")) -> None:
+    """Retrain on the latest validated data as a Prefect flow (→ @challenger), then A/B-promote."""
+    _params(params_file)
+    from flows.pipeline import ab_promote_flow, retrain_flow
+
+    trained = retrain_flow(params_file=str(params_file), data_dir=str(_paths().root))
+    _print_trained(trained)
+    if promote:
+        _print_ab(ab_promote_flow(params_file=str(params_file), data_dir=str(_paths().root)))
+
+
+def _print_ab(o: dict[str, Any]) -> None:
+    if o["champion_before"] is None:
+        console.print(f"no @champion yet: v{o['challenger']} becomes @champion (nothing to compare against)")
+        return
+    console.print(
+        f"A/B champion v{o['champion_before']} vs challenger v{o['challenger']} on candles from {o['shadow_from']}: "
+        f"[bold]{o['decision']}[/bold] (p-value {o['p_value']:.4g}, effect {o['effect'] * 1e4:+.2f} bp/candle, "
+        f"{o['n_periods']} paired candles, {o['challenger_trades']} challenger trades) — {o['reason']}; "
+        f"@champion is v{o['champion_after']}"
+    )
 
 
 @flow_app.command("run")
@@ -86,7 +122,7 @@ def flow_run(params_file: ParamsOpt = Path("params.yaml")) -> None:
     _print_pipeline(result)
 
 
-def _print_pipeline(result: dict[str, Any]) -> None:
+def _print_trained(result: dict[str, Any]) -> None:
     table = Table(title="validated candles")
     for col in ("pair", "rows", "first", "last", "quality gate"):
         table.add_column(col)
@@ -99,8 +135,12 @@ def _print_pipeline(result: dict[str, Any]) -> None:
         f"max drawdown {m['holdout_max_drawdown']:.2%}, {int(m['holdout_n_round_trips'])} round trips; "
         f"buy & hold {m['baseline_buy_and_hold_return']:+.2%}, flat +0.00%"
     )
-    pr = result["promotion"]
-    console.print(f"registered version {result['version']} → {pr['decision']}: {pr['reason']}")
+    console.print(f"registered version {result['version']} as @challenger")
+
+
+def _print_pipeline(result: dict[str, Any]) -> None:
+    _print_trained(result)
+    _print_ab(result["promotion"])
 
 
 @app.command()

@@ -75,6 +75,10 @@ class RegistryParams(_Frozen):
 
 class PromotionParams(_Frozen):
     min_holdout_trades: int = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1)
+    min_periods: int = Field(ge=10)
+    max_drawdown: float = Field(gt=0, le=1)
+    n_boot: int = Field(ge=100)
 
 
 class TradeParams(_Frozen):

@@ -1,4 +1,9 @@
-"""The training pipeline as a Prefect flow: prepare → featurize → train → evaluate → register → promote."""
+"""Training and promotion as Prefect flows. Thin: each task calls one pipeline function.
+
+- `retrain_flow`: prepare → featurize → train → evaluate → register (alias @challenger)
+- `ab_promote_flow`: champion vs challenger shadow run on the same unseen candles → paired test → aliases
+- `pipeline_flow`: both, as subflows (what `krakenflow flow run` and the demo run)
+"""
 
 from __future__ import annotations
 
@@ -7,64 +12,82 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.params import load_params
 from core.settings import Settings
-from pipeline import stages
+from pipeline import ab, stages
 from pipeline.paths import DataPaths
 
 
-@task(name="prepare (import + quality gate)")
+def _paths(data_dir: str) -> DataPaths:
+    return DataPaths(Path(data_dir))
+
+
+@task(name="prepare (import + quality gate)", retries=1, retry_delay_seconds=5)
 def prepare_task(params_file: str, data_dir: str) -> list[dict[str, Any]]:
-    params = load_params(params_file)
-    return [asdict(p) for p in stages.prepare(params, DataPaths(Path(data_dir)))]
+    return [asdict(p) for p in stages.prepare(load_params(params_file), _paths(data_dir))]
 
 
 @task(name="featurize")
 def featurize_task(params_file: str, data_dir: str) -> dict[str, int]:
-    return stages.featurize(load_params(params_file), DataPaths(Path(data_dir)))
+    return stages.featurize(load_params(params_file), _paths(data_dir))
 
 
-@task(name="train")
+@task(name="train", timeout_seconds=3600)
 def train_task(params_file: str, data_dir: str) -> dict[str, Any]:
-    return stages.train(load_params(params_file), DataPaths(Path(data_dir)))
+    return stages.train(load_params(params_file), _paths(data_dir))
 
 
 @task(name="evaluate (trader backtest on holdout)")
 def evaluate_task(params_file: str, data_dir: str) -> dict[str, float]:
-    return stages.evaluate_model(load_params(params_file), DataPaths(Path(data_dir)))
+    return stages.evaluate_model(load_params(params_file), _paths(data_dir))
 
 
-@task(name="register (MLflow, alias challenger)")
+@task(name="register (MLflow, alias challenger)", retries=2, retry_delay_seconds=5)
 def register_task(params_file: str, data_dir: str) -> int:
-    return stages.register(load_params(params_file), DataPaths(Path(data_dir)), Settings())
+    return stages.register(load_params(params_file), _paths(data_dir), Settings())
 
 
-@task(name="promote (alias champion)")
-def promote_task(params_file: str, version: int) -> dict[str, Any]:
-    return asdict(stages.promote(load_params(params_file), Settings(), version))
+@task(name="A/B shadow run + paired test + alias move")
+def ab_task(params_file: str, data_dir: str) -> dict[str, Any]:
+    return ab.run_ab(load_params(params_file), _paths(data_dir), Settings()).as_dict()
 
 
-def _markdown(prepared: list[dict[str, Any]], metrics: dict[str, float], promotion: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {p['pair']} | {p['rows']} | {p['first']} | {p['last']} |" for p in prepared)
+def _pipeline_markdown(prepared: list[dict[str, Any]], metrics: dict[str, float]) -> str:
+    rows = "\n".join(f"| {p['pair']} | {p['rows']} | {p['first']} | {p['last']} | {p['summary']} |" for p in prepared)
     return (
-        "# krakenflow pipeline\n\n| pair | candles | first | last |\n|---|---:|---|---|\n" + rows
-        + f"\n\nHoldout AUC {metrics.get('holdout_auc', float('nan')):.3f}, "
-        f"net return {metrics.get('holdout_net_return', 0.0):+.2%} "
-        f"(buy & hold {metrics.get('baseline_buy_and_hold_return', 0.0):+.2%}).\n\n"
-        f"Promotion: **{promotion['decision']}** — {promotion['reason']} (champion v{promotion['champion']}).\n"
+        "# krakenflow retrain\n\n| pair | candles | first | last | quality gate |\n|---|---:|---|---|---|\n" + rows
+        + f"\n\nHoldout AUC {metrics.get('holdout_auc', float('nan')):.3f}, model net return "
+        f"{metrics.get('holdout_net_return', 0.0):+.2%}, "
+        f"buy & hold {metrics.get('baseline_buy_and_hold_return', 0.0):+.2%}, always flat +0.00% (same fees).\n"
     )
 
 
-@flow(name="krakenflow-pipeline", log_prints=True)
-def pipeline_flow(params_file: str = "params.yaml", data_dir: str = "data") -> dict[str, Any]:
+@flow(name="krakenflow-retrain", log_prints=True, flow_run_name="retrain-{data_dir}")
+def retrain_flow(params_file: str = "params.yaml", data_dir: str = "data") -> dict[str, Any]:
     prepared = prepare_task(params_file, data_dir)
     featurize_task(params_file, data_dir)
     train_metrics = train_task(params_file, data_dir)
     metrics = evaluate_task(params_file, data_dir)
     version = register_task(params_file, data_dir)
-    promotion = promote_task(params_file, version)
-    create_markdown_artifact(_markdown(prepared, metrics, promotion), key="krakenflow-pipeline")
-    return {"prepared": prepared, "train": train_metrics, "metrics": metrics, "version": version,
-            "promotion": promotion}
+    create_markdown_artifact(_pipeline_markdown(prepared, metrics), key="krakenflow-retrain")
+    return {"prepared": prepared, "train": train_metrics, "metrics": metrics, "version": version}
+
+
+@flow(name="krakenflow-ab-promote", log_prints=True)
+def ab_promote_flow(params_file: str = "params.yaml", data_dir: str = "data") -> dict[str, Any]:
+    outcome = ab_task(params_file, data_dir)
+    create_table_artifact(
+        [{k: str(v) for k, v in outcome.items()}], key="krakenflow-ab-decision",
+        description=f"A/B decision: {outcome['decision']} — {outcome['reason']}",
+    )
+    print(f"A/B: {outcome['decision']} (p={outcome['p_value']:.4g}): {outcome['reason']}")
+    return outcome
+
+
+@flow(name="krakenflow-pipeline", log_prints=True)
+def pipeline_flow(params_file: str = "params.yaml", data_dir: str = "data") -> dict[str, Any]:
+    trained = retrain_flow(params_file, data_dir)
+    promotion = ab_promote_flow(params_file, data_dir)
+    return {**trained, "promotion": promotion}

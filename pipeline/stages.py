@@ -200,37 +200,3 @@ def register(params: Params, paths: DataPaths, settings: Settings) -> int:
     version = registry.register(model_uri, params.registry.model_name, run_id, tags)
     registry.set_alias(params.registry.model_name, "challenger", version)
     return version
-
-
-@dataclass(frozen=True)
-class PromotionOutcome:
-    decision: str
-    reason: str
-    champion: int | None
-    challenger: int
-
-
-def promote(params: Params, settings: Settings, version: int | None = None) -> PromotionOutcome:
-    """Apply the promotion rule to the challenger (or `version`); move `champion`, keep `previous`."""
-    from models import registry
-    from models.promotion import decide_first_rule
-
-    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
-    name = params.registry.model_name
-    challenger = version or registry.alias_version(name, "challenger")
-    if challenger is None:
-        raise LookupError(f"model {name!r} has no challenger: run the pipeline (krakenflow flow run) first")
-    champion = registry.alias_version(name, "champion")
-    champion_metrics = registry.run_metrics(name, champion) if champion and champion != challenger else None
-    if champion == challenger:
-        return PromotionOutcome("keep", f"version {challenger} is already champion", champion, challenger)
-    decision = decide_first_rule(registry.run_metrics(name, challenger), champion_metrics,
-                                 params.promotion.min_holdout_trades)
-    registry.tag_version(name, challenger, {"promotion_decision": decision.decision,
-                                            "promotion_reason": decision.reason})
-    if decision.decision == "promote":
-        if champion is not None:
-            registry.set_alias(name, "previous", champion)
-        registry.set_alias(name, "champion", challenger)
-        champion = challenger
-    return PromotionOutcome(decision.decision, decision.reason, champion, challenger)

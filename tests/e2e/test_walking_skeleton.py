@@ -54,7 +54,9 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
 
     again = _krakenflow(["flow", "run", "--params", str(params)], tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "registered version 2" in again.stdout
+    assert "registered version 2 as @challenger" in again.stdout
+    assert "A/B champion v1 vs challenger v2" in again.stdout  # identical retrain: kept, with a reason
+    assert "@champion is v1" in again.stdout
 
     bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
     assert bad.returncode == 2 and "unknown file" in bad.stdout

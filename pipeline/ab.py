@@ -1,0 +1,109 @@
+"""A/B promotion: champion and challenger shadow-trade the SAME unseen candles on the trader engine
+(SimulatedBroker, no money at stake); a pure paired test decides; aliases and tags record it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from core.metrics import period_returns
+from core.params import Params
+from core.settings import Settings
+from core.types import Candle
+from market.frame import timeframe_to_timedelta, to_candles
+from models import registry
+from models.promotion import ABResult, ABRules, decide_promotion
+from pipeline.paths import DataPaths
+from pipeline.stages import load_validated, periods_per_year
+from trader.backtest import BacktestResult, BatchPredict, batch_scores, run_backtest
+from trader.model import TradingModel, trading_model
+
+
+@dataclass(frozen=True)
+class ABOutcome:
+    result: ABResult
+    champion_before: int | None
+    challenger: int
+    champion_after: int | None
+    shadow_from: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self.result), "champion_before": self.champion_before, "challenger": self.challenger,
+                "champion_after": self.champion_after, "shadow_from": self.shadow_from}
+
+
+def ab_rules(params: Params) -> ABRules:
+    p = params.promotion
+    return ABRules(alpha=p.alpha, min_periods=p.min_periods, min_trades=p.min_holdout_trades,
+                   max_drawdown=p.max_drawdown, n_boot=p.n_boot, seed=params.train.seed)
+
+
+def _shadow(model: TradingModel, predict: BatchPredict, candles: dict[str, list[Candle]], params: Params,
+            start_ms: int) -> BacktestResult:
+    scores = {pair: batch_scores(model.spec, predict, seq) for pair, seq in candles.items()}
+    return run_backtest(candles, model.spec, model.score, params.trade, params.fees, start_ms,
+                        periods_per_year(params.data.timeframe), scores)
+
+
+def shadow_start(params: Params, *loaded: registry.LoadedModel) -> pd.Timestamp:
+    """First candle after every model's training window: unseen by both."""
+    step = timeframe_to_timedelta(params.data.timeframe)
+    return max(pd.Timestamp(m.tags["train_end"]) for m in loaded) + step
+
+
+def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
+    """Shadow-run both models, decide, move aliases (champion ← challenger, previous ← old champion)."""
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    name = params.registry.model_name
+    challenger_v = registry.alias_version(name, "challenger")
+    if challenger_v is None:
+        raise LookupError(f"model {name!r} has no @challenger: run `krakenflow retrain` first")
+    champion_v = registry.alias_version(name, "champion")
+    chall_loaded = registry.load_model(name, str(challenger_v))
+    chall = trading_model(chall_loaded)  # refuses a spec-hash mismatch: never promoted
+    if champion_v is None or champion_v == challenger_v:
+        why = "no champion yet" if champion_v is None else f"v{challenger_v} is already champion"
+        result = ABResult("promote" if champion_v is None else "keep", float("nan"), 0.0, 0, 0, why)
+        return _apply(name, result, champion_v, challenger_v, "-")
+    champ_loaded = registry.load_model(name, str(champion_v))
+    champ = trading_model(champ_loaded)
+    start = shadow_start(params, chall_loaded, champ_loaded)
+    start_ms = int(start.value // 1_000_000)
+    candles = {pair: to_candles(frame) for pair, frame in load_validated(params, paths).items()}
+    champ_run = _shadow(champ, champ_loaded.booster.predict, candles, params, start_ms)
+    chall_run = _shadow(chall, chall_loaded.booster.predict, candles, params, start_ms)
+    trades = int(chall_run.metrics["n_round_trips"])
+    result = decide_promotion(period_returns(champ_run.equity), period_returns(chall_run.equity), trades,
+                              ab_rules(params))
+    return _apply(name, result, champion_v, challenger_v, str(start))
+
+
+def _apply(name: str, result: ABResult, champion_v: int | None, challenger_v: int, start: str) -> ABOutcome:
+    tags = {"ab_decision": result.decision, "ab_p_value": f"{result.p_value:.6g}",
+            "ab_effect_per_period": f"{result.effect:.6g}", "ab_n_periods": str(result.n_periods),
+            "ab_reason": result.reason, "ab_champion": str(champion_v), "ab_challenger": str(challenger_v)}
+    registry.tag_version(name, challenger_v, tags)
+    if champion_v is not None and champion_v != challenger_v:
+        registry.tag_version(name, champion_v, tags)
+    after = champion_v
+    if result.decision == "promote":
+        if champion_v is not None:
+            registry.set_alias(name, "previous", champion_v)
+        registry.set_alias(name, "champion", challenger_v)
+        after = challenger_v
+    return ABOutcome(result, champion_v, challenger_v, after, start)
+
+
+def rollback(params: Params, settings: Settings) -> tuple[int, int]:
+    """Swap @champion and @previous. Returns (new champion, new previous)."""
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    name = params.registry.model_name
+    champion_v, previous_v = registry.alias_version(name, "champion"), registry.alias_version(name, "previous")
+    if champion_v is None or previous_v is None:
+        raise LookupError(f"model {name!r} needs both @champion and @previous to roll back "
+                          f"(champion={champion_v}, previous={previous_v})")
+    registry.set_alias(name, "champion", previous_v)
+    registry.set_alias(name, "previous", champion_v)
+    registry.tag_version(name, previous_v, {"rolled_back_from": str(champion_v)})
+    return previous_v, champion_v

@@ -1,0 +1,95 @@
+"""A/B promotion on real models, real MLflow (sqlite) and a real Prefect test harness.
+
+Two real models from the bundled candles: the default params and an experiment (num_leaves 31,
+learning rate 0.05) that shadow-trades worse on the unseen period. Ordering them both ways gives a
+real "promote" and a real "keep"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.params import Params, parse_params
+from core.settings import Settings
+from models import registry
+from pipeline import ab, stages
+from pipeline.paths import DataPaths
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _params(**train: object) -> Params:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["sample"] = {k: str(ROOT / v) for k, v in raw["data"]["sample"].items()}
+    raw["train"].update(train)
+    raw["promotion"]["n_boot"] = 500
+    return parse_params(raw)
+
+
+def _train_and_register(params: Params, paths: DataPaths, settings: Settings) -> int:
+    stages.prepare(params, paths)
+    stages.featurize(params, paths)
+    stages.train(params, paths)
+    stages.evaluate_model(params, paths)
+    return stages.register(params, paths, settings)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, Settings, int, int]:
+    tmp = tmp_path_factory.mktemp("ab")
+    settings = Settings(home=tmp / "home", data_dir=tmp / "data")
+    paths = DataPaths(tmp / "data")
+    weaker = _train_and_register(_params(num_leaves=31, learning_rate=0.05), paths, settings)
+    default = _train_and_register(_params(), paths, settings)
+    return paths, settings, weaker, default
+
+
+def _aliases(settings: Settings) -> tuple[int | None, int | None, int | None]:
+    registry.configure(settings.tracking_uri)
+    return tuple(registry.alias_version("krakenflow", a) for a in ("champion", "previous", "challenger"))  # type: ignore[return-value]
+
+
+def _write(params: Params, where: Path) -> Path:
+    path = where / "params.yaml"
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    return path
+
+
+def test_promote_keep_insufficient_and_rollback(
+    world: tuple[DataPaths, Settings, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import ab_promote_flow
+
+    paths, settings, weaker, default = world
+    registry.configure(settings.tracking_uri)
+    registry.set_alias("krakenflow", "champion", weaker)
+    registry.set_alias("krakenflow", "challenger", default)
+
+    strict = _params().model_dump(mode="json")
+    strict["promotion"]["min_periods"] = 10**6
+    insufficient = ab.run_ab(parse_params(strict), paths, settings)
+    assert insufficient.result.decision == "insufficient_evidence"
+    assert _aliases(settings)[0] == weaker
+
+    monkeypatch.setenv("KRAKENFLOW_HOME", str(settings.home))
+    with prefect_test_harness(server_startup_timeout=180):
+        promoted = ab_promote_flow(params_file=str(_write(_params(), paths.root)), data_dir=str(paths.root))
+    assert promoted["decision"] == "promote", promoted["reason"]
+    assert promoted["p_value"] < 0.05 and promoted["effect"] > 0
+    assert _aliases(settings)[:2] == (default, weaker)
+    tags = registry.load_model("krakenflow", str(default)).tags
+    assert tags["ab_decision"] == "promote" and float(tags["ab_p_value"]) == pytest.approx(promoted["p_value"], rel=1e-5)
+
+    assert ab.rollback(_params(), settings) == (weaker, default)
+    assert _aliases(settings)[:2] == (weaker, default)
+
+    registry.set_alias("krakenflow", "champion", default)
+    registry.set_alias("krakenflow", "challenger", weaker)
+    kept = ab.run_ab(_params(), paths, settings)
+    assert kept.result.decision == "keep" and kept.result.effect < 0
+    assert _aliases(settings)[0] == default
