@@ -83,7 +83,8 @@ def test_promote_keep_insufficient_and_rollback(
     assert promoted["p_value"] < 0.05 and promoted["effect"] > 0
     assert _aliases(settings)[:2] == (default, weaker)
     tags = registry.load_model("krakenflow", str(default)).tags
-    assert tags["ab_decision"] == "promote" and float(tags["ab_p_value"]) == pytest.approx(promoted["p_value"], rel=1e-5)
+    assert tags["ab_decision"] == "promote"
+    assert float(tags["ab_p_value"]) == pytest.approx(promoted["p_value"], rel=1e-5)
 
     assert ab.rollback(_params(), settings) == (weaker, default)
     assert _aliases(settings)[:2] == (weaker, default)
