@@ -47,6 +47,7 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "champion: krakenflow v1" in out
+    assert "A/B champion v1 vs challenger v2" in out
     assert "paper P&L" in out and "max drawdown" in out
     metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())
     assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_return"} <= set(metrics)
@@ -54,9 +55,10 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
 
     again = _krakenflow(["flow", "run", "--params", str(params)], tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "registered version 2 as @challenger" in again.stdout
-    assert "A/B champion v1 vs challenger v2" in again.stdout  # identical retrain: kept, with a reason
-    assert "@champion is v1" in again.stdout
+    # the demo registered v1 (champion) and v2 (its A/B challenger); this run registers v3
+    assert "registered version 3 as @challenger" in again.stdout
+    assert "A/B champion v1 vs challenger v3" in again.stdout
+    assert "@champion is v1" in again.stdout  # an identical retrain is never promoted
 
     bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
     assert bad.returncode == 2 and "unknown file" in bad.stdout
