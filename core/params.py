@@ -94,6 +94,15 @@ class TradeParams(_Frozen):
         return self
 
 
+class RiskParams(_Frozen):
+    max_position_fraction: float = Field(gt=0, le=1)
+    max_order_notional: float = Field(gt=0)
+    daily_loss_limit: float = Field(gt=0, le=1)
+    max_drawdown: float = Field(gt=0, le=1)
+    max_orders_per_minute: int = Field(ge=1)
+    stale_after_candles: int = Field(ge=1)
+
+
 class Params(_Frozen):
     data: DataParams
     quality: QualityParams
@@ -105,6 +114,7 @@ class Params(_Frozen):
     registry: RegistryParams
     promotion: PromotionParams
     trade: TradeParams
+    risk: RiskParams
 
     @property
     def pairs(self) -> tuple[str, ...]:

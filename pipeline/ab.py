@@ -43,7 +43,7 @@ def _shadow(model: TradingModel, predict: BatchPredict, candles: dict[str, list[
             start_ms: int) -> BacktestResult:
     scores = {pair: batch_scores(model.spec, predict, seq) for pair, seq in candles.items()}
     return run_backtest(candles, model.spec, model.score, params.trade, params.fees, start_ms,
-                        periods_per_year(params.data.timeframe), scores)
+                        periods_per_year(params.data.timeframe), scores, params.risk)
 
 
 def shadow_start(params: Params, *loaded: registry.LoadedModel) -> pd.Timestamp:

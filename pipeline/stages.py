@@ -145,7 +145,7 @@ def evaluate_model(params: Params, paths: DataPaths) -> dict[str, float]:
     candles = {pair: to_candles(frame) for pair, frame in frames.items()}
     scores = {pair: batch_scores(spec, booster.predict, seq) for pair, seq in candles.items()}
     result = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms,
-                          periods_per_year(params.data.timeframe), scores)
+                          periods_per_year(params.data.timeframe), scores, params.risk)
     metrics.update({f"holdout_{k}": v for k, v in result.metrics.items()})
     metrics["baseline_buy_and_hold_return"] = buy_and_hold_return(candles, start_ms, params.fees.taker)
     metrics["baseline_flat_return"] = 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.metrics import max_drawdown, period_returns, sharpe, total_return
-from core.params import FeeParams, TradeParams
+from core.params import FeeParams, RiskParams, TradeParams
 from core.types import Candle, Fill
 from features.spec import FeatureSpec
 from trader.brokers.simulated import FillModel, SimulatedBroker
@@ -78,13 +78,15 @@ def run_backtest(
     trade_from_ts: int,
     periods_per_year: float,
     scores: Mapping[str, BatchScores] | None = None,
+    risk: RiskParams | None = None,
 ) -> BacktestResult:
     """Replay candles through the engine. With `scores` (from `batch_scores`) the features and model
     run vectorised over the whole history; without, the engine computes them online candle by candle
     as it does when trading. Both feed the same decision code (`Engine._act`)."""
     broker = SimulatedBroker(cash=trade.starting_cash, model=FillModel(fees.taker, fees.slippage_bps))
     strategy = ThresholdStrategy(trade.enter_threshold, trade.exit_threshold, trade.position_fraction)
-    engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts)
+    candle_ms = round(365 * 86_400_000 / periods_per_year)
+    engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts, risk=risk, candle_ms=candle_ms)
     eq_ts: list[int] = []
     eq: list[float] = []
     for pair, index, candle in merge_by_time(candles):

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.params import RiskParams
 from core.types import Candle, Fill, OrderIntent, Side
 from features.spec import FeatureSpec, OnlineFeatures
+from trader.risk import RiskTracker, RiskView, check_order
 from trader.strategy import ThresholdStrategy
 
 WARMING_UP = "features warming up"
@@ -47,12 +49,18 @@ class Engine:
     broker: Broker
     trade_from_ts: int = 0
     """Candles before this open time only warm the features up; no decision is taken on them."""
+    risk: RiskParams | None = None
+    """Limits checked before every buy (None: unchecked, e.g. for benchmarks of the bare loop)."""
+    candle_ms: int = 3_600_000
+    clock: Callable[[], int] | None = None
+    """Wall clock in epoch ms for live trading; None = the candle's close time (backtests)."""
     keep_decisions: bool = True
     """Off for long soaks/benchmarks: decisions are then only returned, not accumulated."""
     decisions: list[Decision] = field(default_factory=list)
     _states: dict[str, OnlineFeatures] = field(default_factory=dict)
     _last_close: dict[str, float] = field(default_factory=dict)
     _seq: int = 0
+    _risk_state: RiskTracker = field(default_factory=RiskTracker)
 
     def on_candle(self, pair: str, candle: Candle) -> Decision | None:
         """Live and paper: update this pair's online features, score them, act."""
@@ -70,6 +78,8 @@ class Engine:
         self._last_close[pair] = candle.close
         if candle.ts < self.trade_from_ts:
             return None
+        if self.risk is not None:
+            self._risk_state.observe(candle.ts, self.equity())
         decision = self._act(pair, candle, prob, why_not)
         if self.keep_decisions:
             self.decisions.append(decision)
@@ -91,14 +101,32 @@ class Engine:
         wants = self.strategy.wants_long(prob, is_long)
         if wants and not is_long:
             qty = self.strategy.position_fraction * self.equity() / candle.close
-            self._submit(pair, Side.BUY, qty, f"p={prob:.3f}")
+            refused = self._risk_refusal(pair, candle, qty * candle.close)
+            if refused:
+                return Decision(candle.ts, pair, prob, "blocked", refused)
+            self._submit(pair, Side.BUY, qty, f"p={prob:.3f}", self._now(candle))
             return Decision(candle.ts, pair, prob, "buy")
         if is_long and not wants:
-            self._submit(pair, Side.SELL, self.broker.position(pair), f"p={prob:.3f}")
+            self._submit(pair, Side.SELL, self.broker.position(pair), f"p={prob:.3f}", self._now(candle))
             return Decision(candle.ts, pair, prob, "sell")
         return Decision(candle.ts, pair, prob, "hold")
 
-    def _submit(self, pair: str, side: Side, qty: float, reason: str) -> None:
+    def _now(self, candle: Candle) -> int:
+        return self.clock() if self.clock else candle.ts + self.candle_ms
+
+    def _risk_refusal(self, pair: str, candle: Candle, notional: float) -> str:
+        if self.risk is None:
+            return ""
+        now = self._now(candle)
+        st = self._risk_state
+        view = RiskView(self.equity(), st.peak_equity, st.day_start_equity,
+                        self.broker.position(pair) * candle.close, st.orders_in_last_minute(now),
+                        now - (candle.ts + self.candle_ms), self.candle_ms)
+        return check_order(Side.BUY, notional, view, self.risk)
+
+    def _submit(self, pair: str, side: Side, qty: float, reason: str, now_ms: int) -> None:
+        if self.risk is not None:
+            self._risk_state.order_sent(now_ms)
         self._seq += 1
         self.broker.submit(OrderIntent(f"kf-{self._seq}", pair, side, qty, reason))
 

@@ -60,6 +60,6 @@ def paper_replay(params: Params, specs: list[str], model_ref: str, trade_from: s
     start_ms = int(start.value // 1_000_000)
     candles = {pair: to_candles(frame) for pair, frame in frames.items()}
     result = run_backtest(candles, model.spec, model.score, params.trade, params.fees, start_ms,
-                          pd.Timedelta(days=365) / step)
+                          pd.Timedelta(days=365) / step, risk=params.risk)
     traded = sum(1 for seq in candles.values() for c in seq if c.ts >= start_ms)
     return ReplayReport(result, model.name, model.version, str(start), traded, params.trade.starting_cash)
