@@ -188,6 +188,15 @@ def print_trade_report(report: Any, max_rows: int = 12) -> None:
 
 
 @app.command()
+def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
+    """Serve the scheduled deployments (weekly retrain, daily A/B promotion, manual pipeline)."""
+    _params(params_file)
+    from flows.serve import serve_all
+
+    serve_all(params_file=str(params_file), data_dir=str(_paths().root))
+
+
+@app.command()
 def demo(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """The whole product on the bundled real candles: pipeline flow → @champion → paper trader."""
     from cli.demo import run_demo

@@ -1,0 +1,33 @@
+"""Deployments with schedules, served by one long-running process (`krakenflow serve`).
+
+Point PREFECT_API_URL (or KRAKENFLOW_PREFECT_API_URL) at a Prefect server to see and trigger them in
+its UI; without it, `krakenflow serve` uses the embedded Prefect under KRAKENFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import serve
+
+from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow
+
+SCHEDULES = {
+    "retrain-weekly": (retrain_flow, "0 3 * * 1"),        # Mondays 03:00 UTC → @challenger
+    "ab-promote-daily": (ab_promote_flow, "30 4 * * *"),  # shadow A/B of @challenger vs @champion
+    "pipeline-manual": (pipeline_flow, None),             # run from the UI or `prefect deployment run`
+}
+
+
+def build_deployments(params_file: str = "params.yaml", data_dir: str = "data") -> list[Any]:
+    parameters = {"params_file": params_file, "data_dir": data_dir}
+    return [
+        flow.to_deployment(name=name, cron=cron, parameters=parameters, tags=["krakenflow"],
+                           description=(flow.__doc__ or flow.name).strip().splitlines()[0])
+        for name, (flow, cron) in SCHEDULES.items()
+    ]
+
+
+def serve_all(params_file: str = "params.yaml", data_dir: str = "data") -> None:
+    """Block and run scheduled flow runs; Ctrl-C leaves schedules active (pause_on_shutdown off)."""
+    serve(*build_deployments(params_file, data_dir), pause_on_shutdown=False)
