@@ -53,14 +53,16 @@ class ExchangeTrade:
 
 
 def make_exchange(base_url: str, api_key: str | None = None, secret: str | None = None,
-                  timeout_ms: int = 10_000) -> ccxt.kraken:
-    """ccxt kraken pointed at `base_url` (Kraken's or the emulator's), ccxt retries off."""
+                  timeout_ms: int = 10_000, throttle: bool = True) -> ccxt.kraken:
+    """ccxt kraken pointed at `base_url` (Kraken's or the emulator's), ccxt retries off. `throttle`
+    keeps ccxt's client-side pacing (about one call per second on Kraken); tests of the emulator turn
+    it off to reach its rate counter."""
     exchange = ccxt.kraken({
         "apiKey": api_key or "", "secret": secret or "", "timeout": timeout_ms,
-        "enableRateLimit": True, "options": {"maxRetriesOnFailure": 0},
+        "enableRateLimit": throttle, "options": {"maxRetriesOnFailure": 0},
     })
     base = base_url.rstrip("/")
-    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{base}/0/public", "private": f"{base}/0/private"}
+    exchange.urls["api"] = {**exchange.urls["api"], "public": base, "private": base}  # ccxt appends /0/public/...
     logging.getLogger("ccxt").setLevel(logging.WARNING)  # DEBUG would print API-Key and API-Sign
     return exchange
 
@@ -85,6 +87,8 @@ def _translate(err: Exception) -> errors.ExchangeError:
         return errors.OrderNotFound(text)
     if "Invalid signature" in text or "Invalid key" in text:
         return errors.AuthenticationFailed(text)
+    if "Cost minimum not met" in text or "Order minimum not met" in text:
+        return errors.OrderRejected(text)
     if "EService:Throttled" in text:
         return errors.RateLimited(text)
     for ccxt_type, ours in mapping:
@@ -133,6 +137,8 @@ class KrakenClient:
         """Finished candles only, ascending, deduplicated; at most Kraken's 720 most recent."""
         self._ensure_markets()
         rows = _read(self.exchange.fetch_ohlcv, pair, timeframe, since_ms)
+        if not rows and since_ms is None:
+            raise errors.BadMarketData(f"OHLC {pair} {timeframe}: empty or unparseable answer")
         return finished_candles(rows, timeframe)
 
     def ticker_last(self, pair: str) -> float:
@@ -142,6 +148,8 @@ class KrakenClient:
 
     def balances(self) -> dict[str, float]:
         raw = _read(self.exchange.fetch_balance)
+        if not isinstance(raw.get("info"), dict):
+            raise errors.BadMarketData("Balance: the exchange's answer was not valid JSON")
         return {asset: float(total) for asset, total in raw.get("total", {}).items() if total is not None}
 
     def place_market_order(self, pair: str, side: Side, quantity: float, client_id: str) -> str:

@@ -39,3 +39,25 @@ def krakenflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("KRAKENFLOW_HOME", str(home))
     return home
+
+
+EMULATOR_KEY = "kf-test-key"
+EMULATOR_SECRET = "a3Jha2VuZmxvdy10ZXN0LXNlY3JldC1ub3QtcmVhbC1hdC1hbGwtMTIzNDU2Nzg5MA=="
+
+
+@pytest.fixture
+def emulator():  # type: ignore[no-untyped-def]
+    """A real Kraken emulator on a free loopback port, replaying the bundled real candles, with one
+    trade-only test key. Manual clock: tests advance it with `emulator.advance(n)`."""
+    from market.emulator.server import running_emulator
+
+    with running_emulator() as handle:
+        handle.add_key(EMULATOR_KEY, EMULATOR_SECRET)
+        yield handle
+
+
+@pytest.fixture
+def kraken_client(emulator):  # type: ignore[no-untyped-def]
+    from market.kraken import KrakenClient, make_exchange
+
+    return KrakenClient(make_exchange(emulator.url, EMULATOR_KEY, EMULATOR_SECRET, timeout_ms=2_000, throttle=False))

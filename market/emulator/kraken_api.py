@@ -1,0 +1,364 @@
+"""Kraken's REST API over the Venue: routes, HMAC auth, nonces, per-key rate counters, faults.
+
+Answers always use Kraken's envelope {"error": [...], "result": {...}} and Kraken's own error strings;
+a bad request never produces a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from market.emulator.faults import Fault, FaultBook
+from market.emulator.venue import PAIRS, Order, PairSpec, Venue, VenueError
+
+HISTORY_CALLS = {"ClosedOrders", "TradesHistory", "QueryTrades", "Ledgers", "QueryLedgers"}
+TRADE_CALLS = {"AddOrder", "CancelOrder", "CancelAll", "CancelAllOrdersAfter"}
+
+
+@dataclass
+class ApiKey:
+    secret: bytes
+    permissions: frozenset[str]
+    last_nonce: int = 0
+    counter: float = 0.0
+    counter_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class RateTier:
+    """Kraken's private-call counter: +1 per call (+2 for history), decaying per second."""
+
+    max_counter: float = 20.0
+    decay_per_s: float = 0.5
+
+
+class KeyRing:
+    def __init__(self, tier: RateTier | None = None) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        self.tier = tier or RateTier()
+        self.lock = threading.Lock()
+
+    def add(self, key: str, secret_b64: str, permissions: frozenset[str] = frozenset({"query", "trade"})) -> None:
+        try:
+            secret = base64.b64decode(secret_b64, validate=True)
+        except ValueError:
+            raise ValueError("the API secret must be base64, as Kraken issues it") from None
+        self.keys[key] = ApiKey(secret, frozenset(permissions))
+
+    def charge(self, key: ApiKey, endpoint: str) -> bool:
+        """False when the call would exceed the tier's counter."""
+        with self.lock:
+            now = time.monotonic()
+            key.counter = max(0.0, key.counter - (now - key.counter_at) * self.tier.decay_per_s)
+            key.counter_at = now
+            cost = 2.0 if endpoint in HISTORY_CALLS else 1.0
+            if key.counter + cost > self.tier.max_counter:
+                return False
+            key.counter += cost
+            return True
+
+
+def sign(urlpath: str, body: str, nonce: str, secret: bytes) -> str:
+    """Kraken's API-Sign: base64(HMAC-SHA512(secret, urlpath + SHA256(nonce + body)))."""
+    digest = hashlib.sha256((nonce + body).encode()).digest()
+    return base64.b64encode(hmac.new(secret, urlpath.encode() + digest, hashlib.sha512).digest()).decode()
+
+
+def envelope(result: Any = None, error: str | None = None, status: int = 200) -> JSONResponse:
+    return JSONResponse({"error": [error] if error else [], "result": result if result is not None else {}},
+                        status_code=status)
+
+
+def _f(x: float, decimals: int = 8) -> str:
+    return f"{x:.{decimals}f}"
+
+
+def _pair_json(p: PairSpec, venue: Venue) -> dict[str, Any]:
+    return {
+        "altname": p.altname, "wsname": f"{p.base_alt}/USD", "aclass_base": "currency", "base": p.base,
+        "aclass_quote": "currency", "quote": p.quote, "lot": "unit", "cost_decimals": 5,
+        "pair_decimals": p.pair_decimals, "lot_decimals": p.lot_decimals, "lot_multiplier": 1,
+        "leverage_buy": [], "leverage_sell": [],
+        "fees": [[0, venue.config.taker_fee * 100], [50000, 0.24]],
+        "fees_maker": [[0, venue.config.maker_fee * 100], [50000, 0.14]],
+        "fee_volume_currency": "ZUSD", "margin_call": 80, "margin_stop": 40,
+        "ordermin": str(p.ordermin), "costmin": str(p.costmin), "tick_size": "0.00001", "status": "online",
+    }
+
+
+def _order_json(o: Order) -> dict[str, Any]:
+    avg = o.cost / o.vol_exec if o.vol_exec else 0.0
+    price = "market" if o.ordertype == "market" else f"limit {_f(o.price or 0.0, 5)}"
+    info = {
+        "refid": None, "userref": o.userref or 0, "status": o.status, "opentm": o.opentm, "starttm": 0,
+        "expiretm": 0, "descr": {
+            "pair": o.pair.altname, "type": o.side, "ordertype": o.ordertype,
+            "price": _f(o.price or 0.0, 5), "price2": "0", "leverage": "none",
+            "order": f"{o.side} {_f(o.volume)} {o.pair.altname} @ {price}", "close": ""},
+        "vol": _f(o.volume), "vol_exec": _f(o.vol_exec), "cost": _f(o.cost, 5), "fee": _f(o.fee, 5),
+        "price": _f(avg, 5), "stopprice": "0.00000", "limitprice": "0.00000", "misc": "", "oflags": "fciq",
+        "trades": list(o.trades),
+    }
+    if o.cl_ord_id:
+        info["cl_ord_id"] = o.cl_ord_id
+    if o.closetm is not None:
+        info["closetm"] = o.closetm
+        info["reason"] = None
+    return info
+
+
+class KrakenApi:
+    """Builds the FastAPI app; state lives in the Venue, the KeyRing and the FaultBook."""
+
+    def __init__(self, venue: Venue, keys: KeyRing, faults: FaultBook) -> None:
+        self.venue, self.keys, self.faults = venue, keys, faults
+        self.interval_min = self._interval_minutes()
+        self.app = FastAPI(title="krakenflow Kraken emulator", docs_url=None, redoc_url=None)
+        self.app.add_api_route("/0/public/{endpoint}", self.public, methods=["GET", "POST"])
+        self.app.add_api_route("/0/private/{endpoint}", self.private, methods=["POST"])
+        self.app.add_api_route("/_emulator/faults", self.add_fault, methods=["POST"])
+        self.app.add_api_route("/_emulator/faults", self.clear_faults, methods=["DELETE"])
+        self.app.add_api_route("/_emulator/advance", self.advance, methods=["POST"])
+        self.app.add_api_route("/_emulator/state", self.state, methods=["GET"])
+        self.app.add_exception_handler(Exception, self._crash)
+
+    def _interval_minutes(self) -> int:
+        seq = next(iter(self.venue.candles.values()))
+        return int((seq[1].ts - seq[0].ts) // 60_000) if len(seq) > 1 else 60
+
+    async def _crash(self, _request: Request, _exc: Exception) -> JSONResponse:
+        return envelope(error="EGeneral:Internal error", status=500)
+
+    # --- fault plumbing ------------------------------------------------------------------------
+    async def _run(self, endpoint: str, handler: Callable[[], Any]) -> Response:
+        fault = self.faults.take(endpoint, ("delay", "drop_response", "http_status", "kraken_error",
+                                            "malformed_json"))
+        if fault and fault.kind == "http_status":
+            return Response(f"<html><body>{fault.status}</body></html>", status_code=fault.status,
+                            media_type="text/html")
+        if fault and fault.kind == "kraken_error":
+            return envelope(error=fault.error)
+        if fault and fault.kind == "malformed_json":
+            return Response('{"error":[],"result":{"trunc', media_type="application/json")
+        if fault and fault.kind == "delay":
+            await asyncio.sleep(fault.delay_ms / 1000)
+        try:
+            result = handler()
+        except VenueError as err:
+            return envelope(error=str(err))
+        if fault and fault.kind == "drop_response":
+            await asyncio.sleep((fault.delay_ms or 30_000) / 1000)  # the work is done; the answer is late
+        return envelope(result)
+
+    # --- public --------------------------------------------------------------------------------
+    async def public(self, endpoint: str, request: Request) -> Response:
+        params = dict(request.query_params)
+        handlers: dict[str, Callable[[], Any]] = {
+            "Time": self._time, "SystemStatus": self._status, "Assets": self._assets,
+            "AssetPairs": self._asset_pairs, "Ticker": lambda: self._ticker(params),
+            "OHLC": lambda: self._ohlc(params), "Trades": lambda: self._trades(params),
+            "Depth": lambda: self._depth(params),
+        }
+        if endpoint not in handlers:
+            return envelope(error="EGeneral:Unknown method", status=404)
+        return await self._run(endpoint, handlers[endpoint])
+
+    def _time(self) -> dict[str, Any]:
+        now = self.venue.now()
+        return {"unixtime": int(now), "rfc1123": time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(now))}
+
+    def _status(self) -> dict[str, Any]:
+        return {"status": "online", "timestamp": self.venue._iso(self.venue.now())}
+
+    def _assets(self) -> dict[str, Any]:
+        assets = {"ZUSD": {"aclass": "currency", "altname": "USD", "decimals": 4, "display_decimals": 2,
+                           "status": "enabled"}}
+        for p in PAIRS.values():
+            assets[p.base] = {"aclass": "currency", "altname": p.base_alt, "decimals": 8, "display_decimals": 5,
+                              "status": "enabled"}
+        return assets
+
+    def _asset_pairs(self) -> dict[str, Any]:
+        return {p.kraken_id: _pair_json(p, self.venue) for p in PAIRS.values() if p.symbol in self.venue.candles}
+
+    def _pair(self, params: dict[str, str]) -> PairSpec:
+        name = params.get("pair", "")
+        for p in PAIRS.values():
+            if name in (p.kraken_id, p.altname, p.symbol, f"{p.base_alt}/USD") and p.symbol in self.venue.candles:
+                return p
+        raise VenueError("EQuery:Unknown asset pair")
+
+    def _ticker(self, params: dict[str, str]) -> dict[str, Any]:
+        out = {}
+        for name in (params.get("pair") or ",".join(p.altname for p in PAIRS.values())).split(","):
+            p = self._pair({"pair": name})
+            c = self.venue.current(p.symbol)
+            prev = self.venue.candles[p.symbol][max(self.venue.cursor - 1, 0)]
+            spread = c.open * 0.0005
+            out[p.kraken_id] = {
+                "a": [_f(c.open + spread, 5), "1", "1.000"], "b": [_f(c.open - spread, 5), "1", "1.000"],
+                "c": [_f(c.open, 5), "1.0"], "v": [_f(prev.volume), _f(prev.volume)],
+                "p": [_f(c.open, 5), _f(c.open, 5)], "t": [1, 1], "l": [_f(prev.low, 5), _f(prev.low, 5)],
+                "h": [_f(prev.high, 5), _f(prev.high, 5)], "o": _f(prev.open, 5),
+            }
+        return out
+
+    def _ohlc(self, params: dict[str, str]) -> dict[str, Any]:
+        p = self._pair(params)
+        interval = int(params.get("interval", "1") or 1)
+        if interval != self.interval_min:
+            raise VenueError("EGeneral:Invalid arguments")
+        since = int(float(params.get("since", "0") or 0))
+        seq = self.venue.candles[p.symbol][max(0, self.venue.cursor - 719) : self.venue.cursor + 1]
+        rows = [[c.ts // 1000, _f(c.open, 5), _f(c.high, 5), _f(c.low, 5), _f(c.close, 5),
+                 _f((c.high + c.low + c.close) / 3, 5), _f(c.volume), 1] for c in seq if c.ts // 1000 > since]
+        if len(rows) > 2 and self.faults.take("OHLC", ("duplicate_candles",)):
+            rows.insert(-1, list(rows[-2]))
+        if len(rows) > 3 and self.faults.take("OHLC", ("out_of_order_candles",)):
+            rows[-2], rows[-3] = rows[-3], rows[-2]
+        last = seq[-2].ts // 1000 if len(seq) > 1 else 0
+        return {p.kraken_id: rows, "last": last}
+
+    def _trades(self, params: dict[str, str]) -> dict[str, Any]:
+        """Public trades derived from the replayed candles (open, high, low, close of each): the emulator
+        has no real tick data, so these are shaped by real candles, not recorded trades."""
+        p = self._pair(params)
+        since_s = int(params.get("since", "0") or 0) / 1e9
+        out: list[list[Any]] = []
+        last = 0
+        for c in self.venue.candles[p.symbol][max(0, self.venue.cursor - 250) : self.venue.cursor]:
+            t0 = c.ts / 1000
+            for i, price in enumerate((c.open, c.high, c.low, c.close)):
+                t = t0 + i * 60 * self.interval_min / 4
+                if t > since_s and len(out) < 1000:
+                    out.append([_f(price, 5), _f(c.volume / 4), t, "b" if i % 2 == 0 else "s", "m", "", len(out)])
+                    last = int(t * 1e9)
+        return {p.kraken_id: out, "last": str(last)}
+
+    def _depth(self, params: dict[str, str]) -> dict[str, Any]:
+        p = self._pair(params)
+        mid = self.venue.current(p.symbol).open
+        ts = int(self.venue.now())
+        levels = range(1, int(params.get("count", "10") or 10) + 1)
+        return {p.kraken_id: {"asks": [[_f(mid * (1 + 0.0005 * i), 5), "1000.000", ts] for i in levels],
+                              "bids": [[_f(mid * (1 - 0.0005 * i), 5), "1000.000", ts] for i in levels]}}
+
+    # --- private -------------------------------------------------------------------------------
+    async def private(self, endpoint: str, request: Request) -> Response:
+        body = (await request.body()).decode()
+        form = dict(parse_qsl(body, keep_blank_values=True))
+        key_name = request.headers.get("API-Key", "")
+        key = self.keys.keys.get(key_name)
+        if key is None:
+            return envelope(error="EAPI:Invalid key")
+        nonce = form.get("nonce", "")
+        expected = sign(f"/0/private/{endpoint}", body, nonce, key.secret)
+        if not hmac.compare_digest(expected, request.headers.get("API-Sign", "")):
+            return envelope(error="EAPI:Invalid signature")
+        if not nonce.isdigit() or int(nonce) <= key.last_nonce:
+            return envelope(error="EAPI:Invalid nonce")
+        key.last_nonce = int(nonce)
+        if endpoint not in TRADE_CALLS and not self.keys.charge(key, endpoint):
+            return envelope(error="EAPI:Rate limit exceeded")
+        if endpoint in TRADE_CALLS and "trade" not in key.permissions:
+            return envelope(error="EGeneral:Permission denied")
+        handler = self._private_handlers(key_name, key, form).get(endpoint)
+        if handler is None:
+            return envelope(error="EGeneral:Unknown method", status=404)
+        return await self._run(endpoint, handler)
+
+    def _private_handlers(self, name: str, key: ApiKey, form: dict[str, str]) -> dict[str, Callable[[], Any]]:
+        v = self.venue
+        return {
+            "Balance": lambda: {a: _f(x, 8) for a, x in v.account(name).items()},
+            "BalanceEx": lambda: {a: {"balance": _f(x, 8), "hold_trade": "0.00000000"}
+                                  for a, x in v.account(name).items()},
+            "TradeBalance": lambda: {"eb": _f(v.account(name).get("ZUSD", 0.0), 4)},
+            "AddOrder": lambda: self._add_order(name, form),
+            "CancelOrder": lambda: {"count": v.cancel(name, form.get("txid") or form.get("cl_ord_id") or "")},
+            "CancelAll": lambda: {"count": v.cancel_all(name)},
+            "CancelAllOrdersAfter": lambda: v.arm_dead_man(int(form.get("timeout", "0") or 0)),
+            "OpenOrders": lambda: {"open": self._orders(name, {"open"}, form)},
+            "ClosedOrders": lambda: self._closed(name, form),
+            "QueryOrders": lambda: {t: _order_json(v.orders[t]) for t in form.get("txid", "").split(",")
+                                    if t in v.orders and v.orders[t].key == name},
+            "TradesHistory": lambda: self._trade_history(name),
+            "TradeVolume": lambda: self._trade_volume(),
+            "WithdrawInfo": lambda: self._withdraw_info(key),
+        }
+
+    def _orders(self, name: str, statuses: set[str], form: dict[str, str]) -> dict[str, Any]:
+        cl = form.get("cl_ord_id")
+        return {o.txid: _order_json(o) for o in self.venue.orders.values()
+                if o.key == name and o.status in statuses and (cl is None or o.cl_ord_id == cl)}
+
+    def _closed(self, name: str, form: dict[str, str]) -> dict[str, Any]:
+        closed = self._orders(name, {"closed", "canceled", "expired"}, form)
+        return {"closed": closed, "count": len(closed)}
+
+    def _add_order(self, name: str, form: dict[str, str]) -> dict[str, Any]:
+        try:
+            volume = float(form["volume"])
+            price = float(form["price"]) if form.get("price") else None
+            userref = int(form["userref"]) if form.get("userref") else None
+        except (KeyError, ValueError):
+            raise VenueError("EGeneral:Invalid arguments") from None
+        validate = form.get("validate", "").lower() in ("true", "1")
+        order = self.venue.add_order(name, form.get("pair", ""), form.get("type", ""), form.get("ordertype", ""),
+                                     volume, price, form.get("cl_ord_id") or None, userref, validate)
+        descr = {"order": _order_json(order)["descr"]["order"]}
+        return {"descr": descr} if validate else {"descr": descr, "txid": [order.txid]}
+
+    def _trade_history(self, name: str) -> dict[str, Any]:
+        trades = {t.trade_id: {"ordertxid": t.order.txid, "postxid": "", "pair": t.order.pair.kraken_id,
+                               "time": t.time, "type": t.order.side, "ordertype": t.order.ordertype,
+                               "price": _f(t.price, 5), "cost": _f(t.cost, 5), "fee": _f(t.fee, 5),
+                               "vol": _f(t.volume), "margin": "0.00000", "misc": ""}
+                  for t in self.venue.trades.values() if t.order.key == name}
+        return {"trades": trades, "count": len(trades)}
+
+    def _trade_volume(self) -> dict[str, Any]:
+        taker, maker = self.venue.config.taker_fee * 100, self.venue.config.maker_fee * 100
+        fees = {p.kraken_id: {"fee": f"{taker:.4f}", "minfee": "0.1000", "maxfee": f"{taker:.4f}",
+                              "nextfee": "0.3500", "nextvolume": "50000.0000", "tiervolume": "0.0000"}
+                for p in PAIRS.values()}
+        makers = {k: {**v, "fee": f"{maker:.4f}"} for k, v in fees.items()}
+        return {"currency": "ZUSD", "volume": "0.0000", "fees": fees, "fees_maker": makers}
+
+    def _withdraw_info(self, key: ApiKey) -> dict[str, Any]:
+        if "withdraw" not in key.permissions:
+            raise VenueError("EGeneral:Permission denied")
+        raise VenueError("EFunding:Unknown withdraw key")
+
+    # --- control -------------------------------------------------------------------------------
+    async def add_fault(self, request: Request) -> Response:
+        try:
+            self.faults.add(Fault(**(await request.json())))
+        except (TypeError, ValueError) as err:
+            return envelope(error=f"EGeneral:Invalid arguments:{err}", status=400)
+        return envelope({"pending": self.faults.pending()})
+
+    async def clear_faults(self) -> Response:
+        self.faults.clear()
+        return envelope({"pending": []})
+
+    async def advance(self, request: Request) -> Response:
+        n = int(request.query_params.get("candles", "1"))
+        return envelope({"cursor": self.venue.advance(n)})
+
+    async def state(self) -> Response:
+        v = self.venue
+        return envelope({"cursor": v.cursor, "now": v.now(), "frozen": v.frozen, "faults": self.faults.pending(),
+                         "orders": len(v.orders), "trades": len(v.trades)})
