@@ -187,6 +187,54 @@ def print_trade_report(report: Any, max_rows: int = 12) -> None:
     )
 
 
+ASSET_CODES = {"USD": "ZUSD", "XRP": "XXRP", "DOGE": "XXDG", "XDG": "XXDG"}
+
+
+def _kv(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"{what} must look like KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="loopback port")] = 8765,
+    data: Annotated[list[str] | None, typer.Option(help="PAIR=FILE of candles to replay; repeatable "
+                                                   "(default: the bundled XRP/USD and DOGE/USD samples)")] = None,
+    api_key: Annotated[list[str] | None, typer.Option(help="API key to accept; repeatable")] = None,
+    api_secret: Annotated[list[str] | None, typer.Option(help="its base64 secret, in the same order")] = None,
+    permissions: Annotated[list[str] | None, typer.Option(help="per key: 'trade' or 'trade,withdraw'")] = None,
+    balance: Annotated[list[str] | None, typer.Option(help="starting balance, e.g. USD=10000")] = None,
+    seconds_per_candle: Annotated[float, typer.Option(help="replay speed; 0 = manual clock "
+                                                      "(POST /_emulator/advance)")] = 0.1,
+) -> None:
+    """Run the local Kraken emulator (REST API, HMAC auth, replayed real candles, faults)."""
+    from market.emulator.server import DEFAULT_DATA, make_emulator
+
+    keys, secrets, perms = api_key or [], api_secret or [], permissions or []
+    if len(keys) != len(secrets):
+        raise typer.BadParameter("give one --api-secret per --api-key")
+    files = {pair: Path(f) for pair, f in _kv(data or [], "--data").items()} or DEFAULT_DATA
+    balances = {ASSET_CODES.get(a.upper(), a): float(v) for a, v in _kv(balance or ["USD=10000"], "--balance").items()}
+    handle = make_emulator(files, balances, port=port, seconds_per_candle=seconds_per_candle or None)
+    for i, (key, secret) in enumerate(zip(keys, secrets, strict=True)):
+        scope = perms[i] if i < len(perms) else "trade"
+        handle.add_key(key, secret, frozenset({"query", *scope.split(",")}))
+    handle.start()
+    clock = f"{seconds_per_candle} s per candle" if seconds_per_candle else "manual clock"
+    console.print(f"Kraken emulator on {handle.url} — pairs {', '.join(handle.venue.candles)}, "
+                  f"{len(keys)} key(s), {clock}. Ctrl-C stops it.")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        handle.stop()
+
+
 @app.command()
 def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """Serve the scheduled deployments (weekly retrain, daily A/B promotion, manual pipeline)."""
