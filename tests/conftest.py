@@ -41,8 +41,7 @@ def krakenflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-EMULATOR_KEY = "kf-test-key"
-EMULATOR_SECRET = "a3Jha2VuZmxvdy10ZXN0LXNlY3JldC1ub3QtcmVhbC1hdC1hbGwtMTIzNDU2Nzg5MA=="
+from tests_support import EMULATOR_KEY, EMULATOR_SECRET  # noqa: E402
 
 
 @pytest.fixture

@@ -100,15 +100,15 @@ def _pair_json(p: PairSpec, venue: Venue) -> dict[str, Any]:
 
 def _order_json(o: Order) -> dict[str, Any]:
     avg = o.cost / o.vol_exec if o.vol_exec else 0.0
-    price = "market" if o.ordertype == "market" else f"limit {_f(o.price or 0.0, 5)}"
+    price = "market" if o.ordertype == "market" else f"limit {_f(o.price or 0.0, 8)}"
     info = {
         "refid": None, "userref": o.userref or 0, "status": o.status, "opentm": o.opentm, "starttm": 0,
         "expiretm": 0, "descr": {
             "pair": o.pair.altname, "type": o.side, "ordertype": o.ordertype,
-            "price": _f(o.price or 0.0, 5), "price2": "0", "leverage": "none",
+            "price": _f(o.price or 0.0, 8), "price2": "0", "leverage": "none",
             "order": f"{o.side} {_f(o.volume)} {o.pair.altname} @ {price}", "close": ""},
-        "vol": _f(o.volume), "vol_exec": _f(o.vol_exec), "cost": _f(o.cost, 5), "fee": _f(o.fee, 5),
-        "price": _f(avg, 5), "stopprice": "0.00000", "limitprice": "0.00000", "misc": "", "oflags": "fciq",
+        "vol": _f(o.volume), "vol_exec": _f(o.vol_exec), "cost": _f(o.cost, 8), "fee": _f(o.fee, 8),
+        "price": _f(avg, 8), "stopprice": "0.00000", "limitprice": "0.00000", "misc": "", "oflags": "fciq",
         "trades": list(o.trades),
     }
     if o.cl_ord_id:
@@ -208,10 +208,10 @@ class KrakenApi:
             prev = self.venue.candles[p.symbol][max(self.venue.cursor - 1, 0)]
             spread = c.open * 0.0005
             out[p.kraken_id] = {
-                "a": [_f(c.open + spread, 5), "1", "1.000"], "b": [_f(c.open - spread, 5), "1", "1.000"],
-                "c": [_f(c.open, 5), "1.0"], "v": [_f(prev.volume), _f(prev.volume)],
-                "p": [_f(c.open, 5), _f(c.open, 5)], "t": [1, 1], "l": [_f(prev.low, 5), _f(prev.low, 5)],
-                "h": [_f(prev.high, 5), _f(prev.high, 5)], "o": _f(prev.open, 5),
+                "a": [_f(c.open + spread, 8), "1", "1.000"], "b": [_f(c.open - spread, 8), "1", "1.000"],
+                "c": [_f(c.open, 8), "1.0"], "v": [_f(prev.volume), _f(prev.volume)],
+                "p": [_f(c.open, 8), _f(c.open, 8)], "t": [1, 1], "l": [_f(prev.low, 8), _f(prev.low, 8)],
+                "h": [_f(prev.high, 8), _f(prev.high, 8)], "o": _f(prev.open, 8),
             }
         return out
 
@@ -222,8 +222,8 @@ class KrakenApi:
             raise VenueError("EGeneral:Invalid arguments")
         since = int(float(params.get("since", "0") or 0))
         seq = self.venue.candles[p.symbol][max(0, self.venue.cursor - 719) : self.venue.cursor + 1]
-        rows = [[c.ts // 1000, _f(c.open, 5), _f(c.high, 5), _f(c.low, 5), _f(c.close, 5),
-                 _f((c.high + c.low + c.close) / 3, 5), _f(c.volume), 1] for c in seq if c.ts // 1000 > since]
+        rows = [[c.ts // 1000, _f(c.open, 8), _f(c.high, 8), _f(c.low, 8), _f(c.close, 8),
+                 _f((c.high + c.low + c.close) / 3, 8), _f(c.volume), 1] for c in seq if c.ts // 1000 > since]
         if len(rows) > 2 and self.faults.take("OHLC", ("duplicate_candles",)):
             rows.insert(-1, list(rows[-2]))
         if len(rows) > 3 and self.faults.take("OHLC", ("out_of_order_candles",)):
@@ -243,7 +243,7 @@ class KrakenApi:
             for i, price in enumerate((c.open, c.high, c.low, c.close)):
                 t = t0 + i * 60 * self.interval_min / 4
                 if t > since_s and len(out) < 1000:
-                    out.append([_f(price, 5), _f(c.volume / 4), t, "b" if i % 2 == 0 else "s", "m", "", len(out)])
+                    out.append([_f(price, 8), _f(c.volume / 4), t, "b" if i % 2 == 0 else "s", "m", "", len(out)])
                     last = int(t * 1e9)
         return {p.kraken_id: out, "last": str(last)}
 
@@ -252,8 +252,8 @@ class KrakenApi:
         mid = self.venue.current(p.symbol).open
         ts = int(self.venue.now())
         levels = range(1, int(params.get("count", "10") or 10) + 1)
-        return {p.kraken_id: {"asks": [[_f(mid * (1 + 0.0005 * i), 5), "1000.000", ts] for i in levels],
-                              "bids": [[_f(mid * (1 - 0.0005 * i), 5), "1000.000", ts] for i in levels]}}
+        return {p.kraken_id: {"asks": [[_f(mid * (1 + 0.0005 * i), 8), "1000.000", ts] for i in levels],
+                              "bids": [[_f(mid * (1 - 0.0005 * i), 8), "1000.000", ts] for i in levels]}}
 
     # --- private -------------------------------------------------------------------------------
     async def private(self, endpoint: str, request: Request) -> Response:
@@ -324,7 +324,7 @@ class KrakenApi:
     def _trade_history(self, name: str) -> dict[str, Any]:
         trades = {t.trade_id: {"ordertxid": t.order.txid, "postxid": "", "pair": t.order.pair.kraken_id,
                                "time": t.time, "type": t.order.side, "ordertype": t.order.ordertype,
-                               "price": _f(t.price, 5), "cost": _f(t.cost, 5), "fee": _f(t.fee, 5),
+                               "price": _f(t.price, 8), "cost": _f(t.cost, 8), "fee": _f(t.fee, 8),
                                "vol": _f(t.volume), "margin": "0.00000", "misc": ""}
                   for t in self.venue.trades.values() if t.order.key == name}
         return {"trades": trades, "count": len(trades)}
