@@ -85,5 +85,6 @@ def test_backtest_and_live_emulator_take_identical_decisions(fast_emulator, boos
 
 
 def test_sample_candles_feed_the_emulator_unchanged(emulator) -> None:  # type: ignore[no-untyped-def]
-    sample = to_candles(pd.read_parquet(Path(__file__).resolve().parents[2] / "data/sample/binance/XRP_USDT-1h.parquet"))
+    root = Path(__file__).resolve().parents[2]
+    sample = to_candles(pd.read_parquet(root / "data/sample/binance/XRP_USDT-1h.parquet"))
     assert emulator.venue.candles["XRP/USD"] == sample
