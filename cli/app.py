@@ -145,26 +145,55 @@ def _print_pipeline(result: dict[str, Any]) -> None:
 
 @app.command()
 def trade(
-    mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker)")] = "paper",
-    replay: Annotated[list[str] | None, typer.Option(help="[PAIR=]FILE of candles to replay; repeatable")] = None,
+    mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker) or live "
+                                      "(Kraken or the emulator at KRAKENFLOW_KRAKEN_URL)")] = "paper",
+    replay: Annotated[list[str] | None, typer.Option(help="paper: [PAIR=]FILE of candles; repeatable")] = None,
     model: Annotated[str, typer.Option(help="alias or version in the registry")] = "champion",
-    trade_from: Annotated[str | None, typer.Option("--from", help="first candle to trade (UTC); "
+    trade_from: Annotated[str | None, typer.Option("--from", help="paper: first candle to trade (UTC); "
                                                    "default: the day after the model's training window")] = None,
+    poll_seconds: Annotated[float, typer.Option(help="live: seconds between polls")] = 30.0,
+    max_polls: Annotated[int | None, typer.Option(help="live: stop after this many polls")] = None,
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Trade with the promoted model. Paper mode replays candles through the trader engine."""
+    """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
+    params = _params(params_file)
+    if mode == "live":
+        _trade_live(params, model, poll_seconds, max_polls)
+        return
     if mode != "paper":
-        console.print(f"[red]error:[/red] --mode {mode!r} is not available yet; use --mode paper")
+        console.print(f"[red]error:[/red] --mode must be paper or live, got {mode!r}")
         raise typer.Exit(2)
     from trader import replay as replay_mod
 
-    params = _params(params_file)
     try:
         report = replay_mod.paper_replay(params, replay or [], model, trade_from)
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     print_trade_report(report)
+
+
+def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None) -> None:
+    from core.settings import Settings
+    from market.errors import ExchangeError
+    from trader.service import UnsafeKeyError, connect, open_session, run
+
+    settings = Settings()
+    try:
+        client = connect(settings)
+        session = open_session(params, settings, client, model)
+    except (ValueError, LookupError, UnsafeKeyError, ExchangeError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "
+                  f"{session.model_name} v{session.model_version}; ledger {settings.ledger_uri}")
+    try:
+        run(session, poll_seconds, max_polls)
+    except KeyboardInterrupt:
+        console.print("stopped; open intents stay in the ledger and are looked up on the next start")
+    fills = session.broker.ledger.fills()
+    console.print(f"{len(fills)} fills in the ledger; positions: "
+                  + ", ".join(f"{p} {session.broker.position(p):.4f}" for p in params.pairs))
 
 
 def print_trade_report(report: Any, max_rows: int = 12) -> None:

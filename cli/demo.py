@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import yaml
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 
@@ -40,16 +41,77 @@ def run_demo(console: Console, params_file: Path) -> None:
     _print_trained(retrain_flow(params_file=str(experiment), data_dir=data_dir))
     ab = ab_promote_flow(params_file=str(experiment), data_dir=data_dir)
     _print_ab(ab)
-    console.rule("3/3 trader: @champion replayed on unseen candles (paper, SimulatedBroker, Kraken taker fees)")
+    console.rule("3/4 trader, paper: @champion replayed on unseen candles (SimulatedBroker, Kraken taker fees)")
     report = paper_replay(params, [], "champion", None)
     print_trade_report(report)
+    console.rule("4/4 trader, live mode: the same candles served by the local Kraken emulator, orders via ccxt")
+    live = live_against_emulator(console, params_file, settings)
     home = settings.home.resolve()
     console.print(Panel.fit(
         f"champion: {params.registry.model_name} v{report.model_version}   A/B: {ab['decision']} "
         f"(p={ab['p_value']:.3g})   paper P&L: {report.result.metrics['final_equity'] - report.starting_cash:+,.2f} USD"
+        f"   live-vs-emulator P&L: {live['equity'] - params.trade.starting_cash:+,.2f} USD"
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
         f"Prefect UI:  PREFECT_HOME={home / 'prefect'} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
         f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json)",
         title="krakenflow demo done",
     ))
+
+
+def live_against_emulator(console: Console, params_file: Path, settings: Settings) -> dict[str, float]:
+    """Start the Kraken emulator in-process at the first candle the champion never saw, and run the
+    live trader (ccxt, HMAC auth, ledger) against it in lock-step with the replay clock."""
+    import base64
+    import secrets
+
+    import pandas as pd
+    from rich.progress import Progress
+
+    from cli.app import _params
+    from market.emulator.kraken_api import RateTier
+    from market.emulator.server import load_candles, make_emulator
+    from market.emulator.venue import VenueConfig
+    from models import registry
+    from trader.service import connect, open_session, run
+
+    params = _params(params_file)
+    registry.configure(settings.tracking_uri)
+    train_end = pd.Timestamp(registry.load_model(params.registry.model_name, "champion").tags["train_end"])
+    files = {pair: Path(src) for pair, src in params.data.sample.items()}
+    first_unseen = next(i for i, c in enumerate(next(iter(load_candles(files).values())))
+                        if c.ts > train_end.value // 1_000_000)
+    config = VenueConfig(taker_fee=params.fees.taker, slippage_bps=params.fees.slippage_bps,
+                         warmup_candles=first_unseen)
+    emulator = make_emulator(files, {"ZUSD": params.trade.starting_cash}, config,
+                             tier=RateTier(max_counter=1e9)).start()
+    key, secret = "demo-" + secrets.token_hex(6), base64.b64encode(secrets.token_bytes(48)).decode()
+    emulator.add_key(key, secret)
+    ledger = settings.home / "demo-ledger.db"
+    ledger.unlink(missing_ok=True)
+    live_settings = settings.model_copy(update={
+        "kraken_url": emulator.url, "kraken_key": SecretStr(key), "kraken_secret": SecretStr(secret),
+        "ledger_url": f"sqlite:///{ledger.resolve()}"})
+    try:
+        client = connect(live_settings, throttle=False)
+        session = open_session(params, live_settings, client)
+        steps = emulator.venue.length - 1 - emulator.venue.cursor
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("live trader vs emulator (candles)", total=steps)
+
+            def tick(_: int) -> None:
+                emulator.advance(1)
+                progress.advance(task)
+
+            run(session, poll_seconds=0, max_polls=steps, after_poll=tick)
+        balances = client.balances()
+        last = {p: emulator.venue.candles[p][-1].close for p in params.pairs}
+        bases = {"XRP/USD": "XRP", "DOGE/USD": "DOGE"}
+        equity = balances.get("USD", 0.0) + sum(balances.get(bases[p], 0.0) * last[p] for p in params.pairs)
+        fills = session.broker.ledger.fills()
+    finally:
+        emulator.stop()
+    console.print(f"live (ccxt → local Kraken emulator at {emulator.url}, model v{session.model_version}): "
+                  f"{len(fills)} fills over {steps} candles per pair; equity {equity:,.2f} USD "
+                  f"({equity / params.trade.starting_cash - 1:+.2%}); ledger {ledger}")
+    return {"equity": equity, "fills": float(len(fills)), "candles": float(steps)}

@@ -54,6 +54,8 @@ class Engine:
     candle_ms: int = 3_600_000
     clock: Callable[[], int] | None = None
     """Wall clock in epoch ms for live trading; None = the candle's close time (backtests)."""
+    id_prefix: str = "kf-"
+    """Client order ids are id_prefix + a counter: give each live process its own prefix."""
     keep_decisions: bool = True
     """Off for long soaks/benchmarks: decisions are then only returned, not accumulated."""
     decisions: list[Decision] = field(default_factory=list)
@@ -128,7 +130,7 @@ class Engine:
         if self.risk is not None:
             self._risk_state.order_sent(now_ms)
         self._seq += 1
-        self.broker.submit(OrderIntent(f"kf-{self._seq}", pair, side, qty, reason))
+        self.broker.submit(OrderIntent(f"{self.id_prefix}{self._seq}", pair, side, qty, reason))
 
     def equity(self) -> float:
         """Cash plus every position marked at its pair's last close (quote currency)."""

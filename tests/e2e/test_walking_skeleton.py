@@ -49,6 +49,7 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     assert "champion: krakenflow v1" in out
     assert "A/B champion v1 vs challenger v2" in out
     assert "paper P&L" in out and "max drawdown" in out
+    assert "live (ccxt → local Kraken emulator" in out and "live-vs-emulator P&L" in out
     metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())
     assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_return"} <= set(metrics)
     assert (tmp_path / "home" / "mlflow.db").exists()
