@@ -33,8 +33,8 @@ def _slice_project(tmp: Path, rows: int) -> Path:
     return path
 
 
-def _krakenflow(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_DATA_DIR": str(tmp / "data"),
+def _krakenflow(args: list[str], tmp: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **extra_env, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_DATA_DIR": str(tmp / "data"),
            "PREFECT_HOME": str(tmp / "home" / "prefect"), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable, "-c", "from cli.app import main; main()", *args]
@@ -63,3 +63,31 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
 
     bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
     assert bad.returncode == 2 and "unknown file" in bad.stdout
+
+    _live_trading_against_a_running_emulator(params, tmp_path)
+
+
+CANARY_SECRET = "Y2FuYXJ5LXNlY3JldC1tdXN0LW5ldmVyLWFwcGVhci1pbi1hbnktbG9nLTAwMDA="
+
+
+def _live_trading_against_a_running_emulator(params: Path, tmp_path: Path) -> None:
+    """`krakenflow trade --mode live` as a separate process against a real emulator server."""
+    from market.emulator.kraken_api import RateTier
+    from market.emulator.server import running_emulator
+
+    with running_emulator(tier=RateTier(max_counter=1e9)) as emu:
+        emu.add_key("trade-only", CANARY_SECRET)
+        emu.add_key("can-withdraw", CANARY_SECRET, frozenset({"query", "trade", "withdraw"}))
+        env = {"KRAKENFLOW_KRAKEN_URL": emu.url, "KRAKENFLOW_KRAKEN_SECRET": CANARY_SECRET}
+        refused = _krakenflow(["trade", "--mode", "live", "--params", str(params), "--max-polls", "1"], tmp_path,
+                              KRAKENFLOW_KRAKEN_KEY="can-withdraw", **env)
+        assert refused.returncode == 2 and "may withdraw funds" in refused.stdout
+        live = _krakenflow(["trade", "--mode", "live", "--params", str(params), "--max-polls", "2",
+                            "--poll-seconds", "0"], tmp_path, KRAKENFLOW_KRAKEN_KEY="trade-only", **env)
+        assert live.returncode == 0, live.stdout[-3000:] + live.stderr[-3000:]
+        assert "live trading" in live.stdout and "XRP/USD" in live.stdout and "fills in the ledger" in live.stdout
+    for output in (refused.stdout, refused.stderr, live.stdout, live.stderr):
+        assert CANARY_SECRET not in output
+    for log_file in (tmp_path / "home").rglob("*"):
+        if log_file.is_file() and log_file.suffix in (".log", ".txt", ".json", ".yaml"):
+            assert CANARY_SECRET not in log_file.read_text(errors="ignore"), log_file
