@@ -240,16 +240,23 @@ def emulator(
     balance: Annotated[list[str] | None, typer.Option(help="starting balance, e.g. USD=10000")] = None,
     seconds_per_candle: Annotated[float, typer.Option(help="replay speed; 0 = manual clock "
                                                       "(POST /_emulator/advance)")] = 0.1,
+    tier: Annotated[str, typer.Option(help="Kraken rate-counter tier: starter, intermediate, pro, "
+                                      "unlimited")] = "intermediate",
 ) -> None:
     """Run the local Kraken emulator (REST API, HMAC auth, replayed real candles, faults)."""
+    from market.emulator.kraken_api import RATE_TIERS
     from market.emulator.server import DEFAULT_DATA, make_emulator
+
+    if tier not in RATE_TIERS:
+        raise typer.BadParameter(f"--tier must be one of {', '.join(RATE_TIERS)}")
 
     keys, secrets, perms = api_key or [], api_secret or [], permissions or []
     if len(keys) != len(secrets):
         raise typer.BadParameter("give one --api-secret per --api-key")
     files = {pair: Path(f) for pair, f in _kv(data or [], "--data").items()} or DEFAULT_DATA
     balances = {ASSET_CODES.get(a.upper(), a): float(v) for a, v in _kv(balance or ["USD=10000"], "--balance").items()}
-    handle = make_emulator(files, balances, port=port, seconds_per_candle=seconds_per_candle or None)
+    handle = make_emulator(files, balances, port=port, seconds_per_candle=seconds_per_candle or None,
+                           tier=RATE_TIERS[tier])
     for i, (key, secret) in enumerate(zip(keys, secrets, strict=True)):
         scope = perms[i] if i < len(perms) else "trade"
         handle.add_key(key, secret, frozenset({"query", *scope.split(",")}))

@@ -44,6 +44,14 @@ class RateTier:
     decay_per_s: float = 0.5
 
 
+RATE_TIERS = {
+    "starter": RateTier(15.0, 0.33),
+    "intermediate": RateTier(20.0, 0.5),
+    "pro": RateTier(20.0, 1.0),
+    "unlimited": RateTier(float("inf"), 0.0),
+}
+
+
 class KeyRing:
     def __init__(self, tier: RateTier | None = None) -> None:
         self.keys: dict[str, ApiKey] = {}
