@@ -1,0 +1,68 @@
+"""The live broker against the Kraken emulator when AddOrder's outcome is unknown, across restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.types import OrderIntent, Side
+from market.emulator.faults import Fault
+from trader.brokers.kraken import KrakenBroker
+from trader.ledger import Ledger
+from trader.reconcile import reconcile_positions
+
+
+def _broker(kraken_client, path: Path) -> KrakenBroker:  # type: ignore[no-untyped-def]
+    return KrakenBroker(kraken_client, Ledger(f"sqlite:///{path}"), model_version=7)
+
+
+def test_ambiguous_addorder_is_looked_up_not_resent(emulator, kraken_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    emulator.add_fault(Fault("AddOrder", "drop_response", delay_ms=4_000))  # placed, answer lost
+    broker = _broker(kraken_client, tmp_path / "l.db")
+    broker.submit(OrderIntent("kf-a1", "XRP/USD", Side.BUY, 100.0))
+    (record,) = broker.ledger.unresolved_intents()
+    assert record.status == "unknown" and broker.has_pending("XRP/USD")
+    broker.sync()  # looks the order up by cl_ord_id, finds it, records its fill
+    assert len(emulator.venue.orders) == 1  # never resent
+    assert broker.position("XRP/USD") == pytest.approx(100.0)
+    assert broker.ledger.intent("kf-a1").status == "filled"  # type: ignore[union-attr]
+    assert [k for k, _ in broker.ledger.audit_trail()] == ["ambiguous_send", "lookup_found"]
+
+
+def test_ambiguous_send_that_never_arrived_is_closed_without_resending(emulator, kraken_client,  # type: ignore[no-untyped-def]
+                                                                       tmp_path: Path) -> None:
+    emulator.add_fault(Fault("AddOrder", "http_status", status=503))  # refused before placing anything
+    broker = _broker(kraken_client, tmp_path / "l.db")
+    broker.submit(OrderIntent("kf-b1", "XRP/USD", Side.BUY, 100.0))
+    assert broker.ledger.intent("kf-b1").status == "unknown"  # type: ignore[union-attr]
+    broker.sync()
+    assert emulator.venue.orders == {}
+    assert broker.ledger.intent("kf-b1").status == "rejected"  # type: ignore[union-attr]
+    assert not broker.has_pending("XRP/USD") and broker.position("XRP/USD") == 0.0
+
+
+def test_restart_after_crash_resolves_the_open_intent(emulator, kraken_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    emulator.add_fault(Fault("AddOrder", "drop_response", delay_ms=4_000))
+    _broker(kraken_client, tmp_path / "l.db").submit(OrderIntent("kf-c1", "XRP/USD", Side.BUY, 50.0))
+    # the process dies here; a new one opens the same ledger (and the emulator filled the order meanwhile)
+    emulator.advance(2)
+    restarted = _broker(kraken_client, tmp_path / "l.db")
+    assert restarted.has_pending("XRP/USD")
+    restarted.sync()
+    assert restarted.position("XRP/USD") == pytest.approx(50.0) and len(emulator.venue.orders) == 1
+
+
+def test_rejected_order_is_recorded_with_its_reason(emulator, kraken_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broker = _broker(kraken_client, tmp_path / "l.db")
+    broker.submit(OrderIntent("kf-d1", "XRP/USD", Side.BUY, 10**8))
+    assert broker.ledger.intent("kf-d1").status == "rejected"  # type: ignore[union-attr]
+    assert "Insufficient funds" in broker.ledger.audit_trail("rejected")[0][1]["error"]
+
+
+def test_reconcile_corrects_small_drift_and_halts_on_large() -> None:
+    small = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 100.5, "USD": 10.0}, {"XRP/USD": 0.5}, 10.0)
+    assert not small.halt and small.drifts[0].difference == pytest.approx(0.5)
+    big = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 0.0}, {"XRP/USD": 0.5}, 10.0)
+    assert big.halt and "50.00 USD" in big.reason
+    assert reconcile_positions({"XRP/USD": 1.0}, {"XRP": 1.0}, {"XRP/USD": 0.5}, 10.0).drifts == ()
