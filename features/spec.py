@@ -98,14 +98,10 @@ class _OnlineLogReturn:
 
 
 @dataclass(frozen=True)
-class EmaRatio:
-    """close / EMA(close, span) − 1: distance from trend, scale-free."""
+class _SpanEma:
+    """Shared by features built on one EMA of `span` candles (alpha = 2 / (span + 1))."""
 
     span: int
-
-    @property
-    def name(self) -> str:
-        return f"ema_ratio_{self.span}"
 
     @property
     def alpha(self) -> float:
@@ -114,6 +110,15 @@ class EmaRatio:
     @property
     def warmup(self) -> int:
         return _ema_settle_candles(self.alpha)
+
+
+@dataclass(frozen=True)
+class EmaRatio(_SpanEma):
+    """close / EMA(close, span) − 1: distance from trend, scale-free."""
+
+    @property
+    def name(self) -> str:
+        return f"ema_ratio_{self.span}"
 
     def batch(self, cols: Mapping[str, FloatArray]) -> FloatArray:
         close = cols["close"]
@@ -233,22 +238,12 @@ class _OnlineVolatility:
 
 
 @dataclass(frozen=True)
-class VolumeRatio:
+class VolumeRatio(_SpanEma):
     """log1p(volume) − EMA(log1p(volume), span): is this candle busier than usual?"""
-
-    span: int
 
     @property
     def name(self) -> str:
         return f"volume_ratio_{self.span}"
-
-    @property
-    def alpha(self) -> float:
-        return 2.0 / (self.span + 1.0)
-
-    @property
-    def warmup(self) -> int:
-        return _ema_settle_candles(self.alpha)
 
     def batch(self, cols: Mapping[str, FloatArray]) -> FloatArray:
         logv = np.log1p(cols["volume"])
