@@ -12,6 +12,7 @@ FaultKind = Literal[
     "http_status",           # answer `status` (500/502/503/504/429) with an HTML body, doing nothing
     "kraken_error",          # answer Kraken's envelope with `error`, doing nothing
     "malformed_json",        # answer a truncated JSON body, doing nothing
+    "connection_reset",      # start an answer, then drop the connection mid-body, doing nothing
     "duplicate_candles",     # OHLC: repeat the last finished candle
     "out_of_order_candles",  # OHLC: swap two finished candles
 ]

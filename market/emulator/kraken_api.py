@@ -84,6 +84,16 @@ def sign(urlpath: str, body: str, nonce: str, secret: bytes) -> str:
     return base64.b64encode(hmac.new(secret, urlpath.encode() + digest, hashlib.sha512).digest()).decode()
 
 
+class _ResetMidBody(Response):
+    """Starts a 200 answer, sends part of the body, then aborts: the client sees the connection drop."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"4096"), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"error":[],', "more_body": True})
+        raise ConnectionResetError("emulated connection reset")
+
+
 def envelope(result: Any = None, error: str | None = None, status: int = 200) -> JSONResponse:
     return JSONResponse({"error": [error] if error else [], "result": result if result is not None else {}},
                         status_code=status)
@@ -152,7 +162,9 @@ class KrakenApi:
     # --- fault plumbing ------------------------------------------------------------------------
     async def _run(self, endpoint: str, handler: Callable[[], Any]) -> Response:
         fault = self.faults.take(endpoint, ("delay", "drop_response", "http_status", "kraken_error",
-                                            "malformed_json"))
+                                            "malformed_json", "connection_reset"))
+        if fault and fault.kind == "connection_reset":
+            return _ResetMidBody()
         if fault and fault.kind == "http_status":
             return Response(f"<html><body>{fault.status}</body></html>", status_code=fault.status,
                             media_type="text/html")

@@ -147,6 +147,7 @@ def test_rate_counter_answers_rate_limit_exceeded(ex) -> None:  # type: ignore[n
     (Fault("BalanceEx", "kraken_error", error="EService:Busy"), ccxt.ExchangeNotAvailable),
     (Fault("BalanceEx", "kraken_error", error="EAPI:Invalid nonce"), ccxt.InvalidNonce),
     (Fault("BalanceEx", "delay", delay_ms=3_000), ccxt.RequestTimeout),
+    (Fault("BalanceEx", "connection_reset"), ccxt.NetworkError),
 ])
 def test_faults_reach_ccxt_as_kraken_would_send_them(ex, emulator, fault: Fault, error: type) -> None:  # type: ignore[no-untyped-def]
     emulator.add_fault(fault)
@@ -219,3 +220,30 @@ def test_malformed_json_is_caught_by_our_adapter_not_by_ccxt(ex, emulator, krake
     emulator.add_fault(Fault("OHLC", "malformed_json"))
     with pytest.raises(errors.BadMarketData, match="empty or unparseable"):
         kraken_client.fetch_candles("XRP/USD", "1h")
+
+
+def test_remaining_public_and_private_endpoints_through_ccxt(ex, emulator) -> None:  # type: ignore[no-untyped-def]
+    ex.load_markets()
+    assert ex.fetch_time() == int(emulator.venue.now()) * 1000
+    assert ex.fetch_status()["status"] == "ok"
+    trades = ex.fetch_trades("XRP/USD")
+    assert trades and all(t["timestamp"] < emulator.venue.current("XRP/USD").ts for t in trades)
+    book = ex.fetch_order_book("XRP/USD")
+    assert book["asks"][0][0] > book["bids"][0][0]
+    order = ex.create_order("XRP/USD", "market", "buy", 20, None, {"userref": 42})
+    queried = ex.private_post_queryorders({"txid": order["id"]})["result"][order["id"]]
+    assert queried["userref"] == 42 and queried["status"] == "closed"
+    fees = ex.fetch_trading_fee("XRP/USD")
+    assert fees["taker"] == pytest.approx(0.004) and fees["maker"] == pytest.approx(0.0025)
+    price = emulator.venue.current("XRP/USD").open
+    for _ in range(2):
+        ex.create_order("XRP/USD", "limit", "buy", 20, round(price * 0.5, 5))
+    ex.cancel_all_orders()
+    assert ex.fetch_open_orders() == []
+    assert sum(o["status"] == "canceled" for o in ex.fetch_closed_orders()) == 2
+
+
+def test_clock_skew_shows_in_server_time(ex, emulator) -> None:  # type: ignore[no-untyped-def]
+    before = ex.fetch_time()
+    emulator.venue.clock_skew_s = 120.0
+    assert ex.fetch_time() - before == 120_000
