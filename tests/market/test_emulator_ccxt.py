@@ -247,3 +247,13 @@ def test_clock_skew_shows_in_server_time(ex, emulator) -> None:  # type: ignore[
     before = ex.fetch_time()
     emulator.venue.clock_skew_s = 120.0
     assert ex.fetch_time() - before == 120_000
+
+
+def test_unknown_order_and_invalid_arguments(ex, emulator) -> None:  # type: ignore[no-untyped-def]
+    ex.load_markets()
+    with pytest.raises(ccxt.InvalidOrder, match="EOrder:Unknown order"):
+        ex.cancel_order("OABCDE-FGHIJ-KLMNOP")
+    emulator.add_fault(Fault("AddOrder", "kraken_error", error="EGeneral:Invalid arguments"))
+    with pytest.raises(ccxt.BadRequest, match="EGeneral:Invalid arguments"):
+        ex.create_order("XRP/USD", "market", "buy", 20)
+    assert emulator.venue.orders == {}
