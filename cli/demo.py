@@ -26,6 +26,7 @@ def _experiment_params(params_file: Path, home: Path) -> Path:
 
 def run_demo(console: Console, params_file: Path) -> None:
     from cli.app import _params, _print_ab, _print_pipeline, _print_trained, print_trade_report
+    from flows.drift import drift_flow
     from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow
     from trader.replay import paper_replay
 
@@ -33,13 +34,20 @@ def run_demo(console: Console, params_file: Path) -> None:
     settings = Settings()
     params = _params(params_file)
     data_dir = str(settings.data_dir)
-    console.rule("1/3 pipeline (Prefect flow): import → quality gate → features → train → evaluate → MLflow → A/B")
+    console.rule("1/4 pipeline (Prefect flow): import → quality gate → features → train → evaluate → MLflow → A/B")
     first = pipeline_flow(params_file=str(params_file), data_dir=data_dir)
     _print_pipeline(first)
-    console.rule(f"2/3 retrain a challenger ({CHALLENGER_EXPERIMENT}) → A/B shadow run vs @champion")
+    console.rule(f"2/4 drift (Evidently) → retrain a challenger ({CHALLENGER_EXPERIMENT}) → A/B vs @champion")
     experiment = _experiment_params(params_file, settings.ensure_home())
-    _print_trained(retrain_flow(params_file=str(experiment), data_dir=data_dir))
-    ab = ab_promote_flow(params_file=str(experiment), data_dir=data_dir)
+    checked = drift_flow(params_file=str(params_file), data_dir=data_dir, retrain_params_file=str(experiment))
+    console.print(f"drift check: {'DRIFT' if checked['drift']['drifted'] else 'no drift'} — "
+                  f"{checked['drift']['reason']} (report: {settings.data_dir / 'reports' / 'drift.html'})")
+    if "retrain" not in checked:
+        console.print("no drift, so no retrain would be scheduled; the demo retrains anyway to show the A/B")
+        checked["retrain"] = retrain_flow(params_file=str(experiment), data_dir=data_dir)
+        checked["promotion"] = ab_promote_flow(params_file=str(experiment), data_dir=data_dir)
+    _print_trained(checked["retrain"])
+    ab = checked["promotion"]
     _print_ab(ab)
     console.rule("3/4 trader, paper: @champion replayed on unseen candles (SimulatedBroker, Kraken taker fees)")
     report = paper_replay(params, [], "champion", None)

@@ -26,6 +26,12 @@ class QualityParams(_Frozen):
     max_zero_volume_share: float = Field(ge=0, le=1)
 
 
+class DriftParams(_Frozen):
+    share_threshold: float = Field(gt=0, le=1)
+    min_rows: int = Field(ge=10)
+    recent_candles: int = Field(ge=10)
+
+
 class FeatureParams(_Frozen):
     return_lags: tuple[int, ...] = Field(min_length=1)
     ema_spans: tuple[int, ...] = Field(min_length=1)
@@ -106,6 +112,7 @@ class RiskParams(_Frozen):
 class Params(_Frozen):
     data: DataParams
     quality: QualityParams
+    drift: DriftParams
     features: FeatureParams
     label: LabelParams
     fees: FeeParams

@@ -10,9 +10,11 @@ from typing import Any
 
 from prefect import serve
 
+from flows.drift import drift_flow
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow
 
 SCHEDULES = {
+    "drift-hourly": (drift_flow, "15 * * * *"),           # Evidently check; on drift: retrain → A/B
     "retrain-weekly": (retrain_flow, "0 3 * * 1"),        # Mondays 03:00 UTC → @challenger
     "ab-promote-daily": (ab_promote_flow, "30 4 * * *"),  # shadow A/B of @challenger vs @champion
     "pipeline-manual": (pipeline_flow, None),             # run from the UI or `prefect deployment run`

@@ -140,3 +140,8 @@ def load_model(name: str, ref: str = "champion") -> LoadedModel:
         spec = json.loads(next(local.rglob(SPEC_FILE)).read_text())
         booster = lgb.Booster(model_file=str(next(local.rglob("model.lgb"))))
     return LoadedModel(booster, spec, name, int(mv.version), mv.run_id or "", dict(mv.tags))
+
+
+def log_run_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
+    """Attach a file (e.g. a drift report) to an existing run."""
+    MlflowClient().log_artifact(run_id, str(path), folder)

@@ -11,6 +11,7 @@ from core.metrics import period_returns
 from core.params import Params
 from core.settings import Settings
 from core.types import Candle
+from features.spec import SpecMismatchError
 from market.frame import timeframe_to_timedelta, to_candles
 from models import registry
 from models.promotion import ABResult, ABRules, decide_promotion
@@ -67,7 +68,11 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
         result = ABResult("promote" if champion_v is None else "keep", float("nan"), 0.0, 0, 0, why)
         return _apply(name, result, champion_v, challenger_v, "-")
     champ_loaded = registry.load_model(name, str(champion_v))
-    champ = trading_model(champ_loaded)
+    try:
+        champ = trading_model(champ_loaded)
+    except SpecMismatchError as err:  # the code moved on: the old champion can no longer trade at all
+        why = f"champion v{champion_v} cannot run on this feature code ({err}); the challenger replaces it"
+        return _apply(name, ABResult("promote", float("nan"), 0.0, 0, 0, why), champion_v, challenger_v, "-")
     start = shadow_start(params, chall_loaded, champ_loaded)
     start_ms = int(start.value // 1_000_000)
     candles = {pair: to_candles(frame) for pair, frame in load_validated(params, paths).items()}

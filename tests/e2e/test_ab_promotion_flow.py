@@ -94,3 +94,20 @@ def test_promote_keep_insufficient_and_rollback(
     kept = ab.run_ab(_params(), paths, settings)
     assert kept.result.decision == "keep" and kept.result.effect < 0
     assert _aliases(settings)[0] == default
+
+
+def test_champion_from_older_feature_code_is_replaced(world: tuple[DataPaths, Settings, int, int]) -> None:
+    """After an upgrade that changes feature code, the old champion cannot trade: promote, with reason."""
+    paths, settings, weaker, default = world
+    registry.configure(settings.tracking_uri)
+    loaded = registry.load_model("krakenflow", str(weaker))
+    exp = registry.ensure_experiment("krakenflow", settings.artifact_root)
+    run_id, uri = registry.log_training_run(
+        experiment_id=exp, run_name="old-code", booster=loaded.booster,
+        spec_json={**loaded.spec, "hash": "0123456789abcdef"}, params={}, metrics={}, tags=loaded.tags)
+    stale = registry.register(uri, "krakenflow", run_id, loaded.tags)
+    registry.set_alias("krakenflow", "champion", stale)
+    registry.set_alias("krakenflow", "challenger", default)
+    outcome = ab.run_ab(_params(), paths, settings)
+    assert outcome.result.decision == "promote" and "cannot run on this feature code" in outcome.result.reason
+    assert _aliases(settings)[:2] == (default, stale)

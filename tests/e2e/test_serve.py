@@ -16,7 +16,7 @@ def test_deployments_register_with_their_schedules() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     deployments = {d.name: d for d in build_deployments("params.yaml", "data")}
-    assert set(deployments) == {"retrain-weekly", "ab-promote-daily", "pipeline-manual"}
+    assert set(deployments) == {"drift-hourly", "retrain-weekly", "ab-promote-daily", "pipeline-manual"}
     with prefect_test_harness(server_startup_timeout=180):
         ids = [d.apply() for d in deployments.values()]
 
@@ -28,4 +28,5 @@ def test_deployments_register_with_their_schedules() -> None:
     assert stored["retrain-weekly"].schedules[0].schedule.cron == "0 3 * * 1"
     assert stored["ab-promote-daily"].schedules[0].schedule.cron == "30 4 * * *"
     assert stored["pipeline-manual"].schedules == []
+    assert stored["drift-hourly"].schedules[0].schedule.cron == "15 * * * *"
     assert stored["retrain-weekly"].parameters == {"params_file": "params.yaml", "data_dir": "data"}

@@ -48,6 +48,8 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     out = done.stdout
     assert "champion: krakenflow v1" in out
     assert "A/B champion v1 vs challenger v2" in out
+    assert "drift check:" in out
+    assert (tmp_path / "data" / "reports" / "drift.html").stat().st_size > 10_000
     assert "paper P&L" in out and "max drawdown" in out
     assert "live (ccxt → local Kraken emulator" in out and "live-vs-emulator P&L" in out
     metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())

@@ -1,0 +1,46 @@
+"""Drift check of the champion: its training window (reference) vs the newest candles (current), on
+the model's own features and its prediction. The HTML report goes to data/reports and to MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.params import Params
+from core.settings import Settings
+from models import registry
+from pipeline.paths import DataPaths
+from pipeline.stages import load_validated
+from quality.drift import DriftDecision, run_drift_report
+from trader.model import trading_model
+
+PREDICTION = "prediction"
+
+
+def _feature_frame(frame: pd.DataFrame, loaded: registry.LoadedModel) -> pd.DataFrame:
+    spec = trading_model(loaded).spec  # refuses a spec-hash mismatch
+    X = spec.batch(frame)[spec.warmup :]
+    out = pd.DataFrame(X, columns=list(spec.names))
+    out.insert(0, "date", frame["date"].to_numpy()[spec.warmup :])
+    out = out[np.isfinite(X).all(axis=1)].reset_index(drop=True)
+    out[PREDICTION] = loaded.booster.predict(out[list(spec.names)].to_numpy())
+    return out
+
+
+def check_drift(params: Params, paths: DataPaths, settings: Settings) -> DriftDecision:
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    loaded = registry.load_model(params.registry.model_name, "champion")
+    start, end = pd.Timestamp(loaded.tags["train_start"]), pd.Timestamp(loaded.tags["train_end"])
+    reference, current = [], []
+    for frame in load_validated(params, paths).values():
+        table = _feature_frame(frame, loaded)
+        reference.append(table[(table["date"] >= start) & (table["date"] <= end)])
+        current.append(table.tail(params.drift.recent_candles))
+    columns = [*loaded.spec["names"], PREDICTION]
+    html = paths.reports / "drift.html"
+    decision = run_drift_report(pd.concat(reference), pd.concat(current), columns, params.drift, html)
+    registry.log_run_artifact(loaded.run_id, html, "drift")
+    registry.tag_version(params.registry.model_name, loaded.version,
+                         {"drift_verdict": "drift" if decision.drifted else "no_drift",
+                          "drift_share": f"{decision.share:.3f}"})
+    return decision
