@@ -64,6 +64,15 @@ def _pipeline_markdown(prepared: list[dict[str, Any]], metrics: dict[str, float]
     )
 
 
+@flow(name="krakenflow-validate", log_prints=True)
+def validate_flow(params_file: str = "params.yaml", data_dir: str = "data") -> list[dict[str, Any]]:
+    """Import every pair's candles through the quality gate (failing batches are quarantined)."""
+    prepared = prepare_task(params_file, data_dir)
+    for p in prepared:
+        print(f"{p['pair']}: {p['summary']}")
+    return prepared
+
+
 @flow(name="krakenflow-retrain", log_prints=True, flow_run_name="retrain-{data_dir}")
 def retrain_flow(params_file: str = "params.yaml", data_dir: str = "data") -> dict[str, Any]:
     prepared = prepare_task(params_file, data_dir)

@@ -10,10 +10,10 @@ from typing import Any
 
 from prefect import serve
 
-from flows.drift import drift_flow
-from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow
+from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
 
 SCHEDULES = {
+    "validate-hourly": (validate_flow, "5 * * * *"),      # quality gate over the candle files
     "drift-hourly": (drift_flow, "15 * * * *"),           # Evidently check; on drift: retrain → A/B
     "retrain-weekly": (retrain_flow, "0 3 * * 1"),        # Mondays 03:00 UTC → @challenger
     "ab-promote-daily": (ab_promote_flow, "30 4 * * *"),  # shadow A/B of @challenger vs @champion

@@ -16,7 +16,8 @@ def test_deployments_register_with_their_schedules() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     deployments = {d.name: d for d in build_deployments("params.yaml", "data")}
-    assert set(deployments) == {"drift-hourly", "retrain-weekly", "ab-promote-daily", "pipeline-manual"}
+    assert set(deployments) == {"validate-hourly", "drift-hourly", "retrain-weekly", "ab-promote-daily",
+                                "pipeline-manual"}
     with prefect_test_harness(server_startup_timeout=180):
         ids = [d.apply() for d in deployments.values()]
 
