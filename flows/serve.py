@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import serve
 
+from flows.drift import drift_flow
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
 
 SCHEDULES = {
