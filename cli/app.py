@@ -281,6 +281,34 @@ def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def backtest(
+    pair: Annotated[list[str] | None, typer.Option(help="pair(s) from params.yaml; default: all")] = None,
+    model: Annotated[str, typer.Option(help="champion | challenger | previous | <version>")] = "champion",
+    start: Annotated[str | None, typer.Option("--from", help="first traded candle (UTC); "
+                                              "default: after the model's training window")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last candle (UTC)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for backtest.json and backtest.html")] = Path("data/reports"),
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Backtest a registered model on the trader's engine; write JSON and a self-contained HTML report."""
+    from trader.replay import backtest as run
+    from trader.report import write_reports
+
+    params = _params(params_file)
+    try:
+        result, trading, first = run(params, pair or [], model, start, end)
+    except (LookupError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    title = f"backtest {trading.name} v{trading.version} ({model}) from {first}"
+    json_path, html_path = write_reports(result, out, title, {"pairs": ", ".join(pair or params.pairs),
+                                                               "from": first, "to": end or "end of data"})
+    m = result.metrics
+    console.print(f"{title}: net {m['net_return']:+.2%}, max drawdown {m['max_drawdown']:.2%}, "
+                  f"Sharpe {m['sharpe']:.2f}, {int(m['n_round_trips'])} round trips → {json_path}, {html_path}")
+
+
+@app.command()
 def demo(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """The whole product on the bundled real candles: pipeline flow → @champion → paper trader."""
     from cli.demo import run_demo

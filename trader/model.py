@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from features.spec import FeatureSpec, spec_from_json
 from models.registry import LoadedModel, load_model
@@ -21,6 +25,11 @@ class TradingModel:
 def booster_scorer(booster: object) -> Scorer:
     """The hot-path scorer: LightGBM's C API single-row fast path over the native booster."""
     return FastScorer(booster)
+
+
+def batch_predict(booster: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Whole-matrix scoring for backtests (LightGBM's own threads)."""
+    return lambda X: np.asarray(booster.predict(X), dtype=np.float64)
 
 
 def trading_model(loaded: LoadedModel) -> TradingModel:

@@ -13,8 +13,8 @@ from core.settings import Settings
 from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
 from market.history import import_file
 from models import registry
-from trader.backtest import BacktestResult, run_backtest
-from trader.model import trading_model
+from trader.backtest import BacktestResult, batch_scores, run_backtest
+from trader.model import TradingModel, batch_predict, trading_model
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,28 @@ def paper_replay(params: Params, specs: list[str], model_ref: str, trade_from: s
                           pd.Timedelta(days=365) / step, risk=params.risk)
     traded = sum(1 for seq in candles.values() for c in seq if c.ts >= start_ms)
     return ReplayReport(result, model.name, model.version, str(start), traded, params.trade.starting_cash)
+
+
+def backtest(params: Params, pairs: list[str], model_ref: str, start: str | None, end: str | None
+             ) -> tuple[BacktestResult, TradingModel, str]:
+    """Batch-scored backtest of a registered model on the pairs' candle files, between two dates."""
+    settings = Settings()
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    loaded = registry.load_model(params.registry.model_name, model_ref)
+    model = trading_model(loaded)
+    unknown = [p for p in pairs if p not in params.data.sample]
+    if unknown:
+        raise ValueError(f"--pair {', '.join(unknown)}: not in params.yaml data.sample ({', '.join(params.pairs)})")
+    step = timeframe_to_timedelta(params.data.timeframe)
+    first = pd.Timestamp(start, tz="UTC") if start else pd.Timestamp(loaded.tags["train_end"]) + step
+    candles = {}
+    for pair in pairs or list(params.pairs):
+        frame = _read(Path(params.data.sample[pair]))
+        if end:
+            frame = frame[frame["date"] <= pd.Timestamp(end, tz="UTC")]
+        candles[pair] = to_candles(frame)
+    first_ms = int(first.value // 1_000_000)
+    scores = {pair: batch_scores(model.spec, batch_predict(loaded.booster), seq) for pair, seq in candles.items()}
+    result = run_backtest(candles, model.spec, model.score, params.trade, params.fees, first_ms,
+                          pd.Timedelta(days=365) / step, scores, params.risk)
+    return result, model, str(first)

@@ -63,6 +63,14 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     assert "A/B champion v1 vs challenger v3" in again.stdout
     assert "@champion is v1" in again.stdout  # an identical retrain is never promoted
 
+    report = _krakenflow(["backtest", "--params", str(params), "--model", "champion", "--out",
+                          str(tmp_path / "bt")], tmp_path)
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    saved = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    curve = [e["equity"] for e in saved["equity"]]
+    assert saved["metrics"]["net_return"] == pytest.approx(curve[-1] / curve[0] - 1)
+    assert "<svg" in (tmp_path / "bt" / "backtest.html").read_text()
+
     bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
     assert bad.returncode == 2 and "unknown file" in bad.stdout
 
