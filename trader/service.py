@@ -7,6 +7,8 @@ only unwrapped at the ccxt boundary; they are never logged.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,13 +67,34 @@ def open_session(params: Params, settings: Settings, client: KrakenClient, model
     return LiveSession(loop, broker, model.name, model.version)
 
 
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the loop finishes the current poll, then returns (state is in the ledger)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after this poll", signum)
+        self.stopped = True
+
+    def install(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self)
+        return self
+
+
 def run(session: LiveSession, poll_seconds: float, max_polls: int | None = None,
-        after_poll: Callable[[int], None] | None = None) -> None:
-    """Warm up, then poll until stopped (Ctrl-C / SIGTERM) or `max_polls` is reached."""
+        after_poll: Callable[[int], None] | None = None, dead_man_s: int = 0,
+        stop: StopFlag | None = None) -> None:
+    """Warm up, then poll until SIGTERM or `max_polls`. With `dead_man_s` > 0 Kraken's
+    CancelAllOrdersAfter is re-armed after every healthy poll, so a hung process leaves no open orders."""
+    stop = stop or StopFlag().install()
     session.loop.warm_up()
     polls = 0
-    while max_polls is None or polls < max_polls:
+    while not stop.stopped and (max_polls is None or polls < max_polls):
         session.loop.poll()
+        if dead_man_s > 0:
+            session.loop.client.cancel_all_after(dead_man_s)
         polls += 1
         if after_poll is not None:
             after_poll(polls)
