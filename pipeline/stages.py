@@ -23,6 +23,7 @@ from models import dataset, evaluate
 from models.train import fit
 from pipeline.paths import DataPaths
 from quality.expectations import gate
+from quality.repairs import apply_repairs
 from trader.backtest import batch_scores, buy_and_hold_return, run_backtest
 from trader.model import booster_scorer
 
@@ -64,12 +65,13 @@ def prepare_pair(pair: str, source: Path, params: Params, paths: DataPaths, run_
     """Import the pair's raw candles, pass them through the quality gate, write the validated file.
     A failing batch goes to data/quarantine/<run_id>/ and raises; nothing validated is overwritten."""
     imported = import_file(source)
-    frame = check_candle_frame(imported.frame, str(source))
+    repaired = apply_repairs(imported.frame, params.data.timeframe, str(source))
+    frame = check_candle_frame(repaired.frame, str(source))
     result = gate(frame, params.quality, params.data.timeframe, name=pair.replace("/", "-"),
                   quarantine_root=paths.quarantine, run_id=run_id)
     _write_parquet(paths.validated(pair, params.data.timeframe), frame)
     return PreparedPair(pair, len(frame), str(frame["date"].iloc[0]), str(frame["date"].iloc[-1]),
-                        result.summary(), tuple(imported.repairs))
+                        result.summary(), (*imported.repairs, *repaired.repairs, *repaired.warnings))
 
 
 def prepare(params: Params, paths: DataPaths, project_root: Path = Path(".")) -> list[PreparedPair]:
