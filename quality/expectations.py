@@ -109,7 +109,7 @@ def quarantine(frame: pd.DataFrame, result: CandleValidation, rules: QualityPara
     target.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(target / "batch.parquet", index=False)
     (target / "validation.json").write_text(json.dumps(result.gx_result, indent=2, default=str))
-    _, checked = run_suite(frame, rules, timeframe, now or pd.Timestamp(result.gx_result.get("now")))
+    _, checked = run_suite(frame, rules, timeframe, now or pd.Timestamp(str(result.gx_result["now"])))
     return write_data_docs(checked, rules, target / "data_docs")
 
 

@@ -83,7 +83,8 @@ def zero_volume_flat_bars(frame: pd.DataFrame, source: str) -> str | None:
 def missing_candles(frame: pd.DataFrame, source: str, timeframe: str) -> str | None:
     """Report holes in the grid (count of missing candles, largest hole); nothing is filled in."""
     step = timeframe_to_timedelta(timeframe)
-    gaps = (frame["date"].diff().iloc[1:] / step).to_numpy()
+    seconds = (frame["date"] - frame["date"].iloc[0]).dt.total_seconds().to_numpy()
+    gaps = np.diff(seconds) / step.total_seconds()
     holes = gaps[gaps > 1] - 1
     if holes.size == 0:
         return None
@@ -99,8 +100,8 @@ REPAIRS: tuple[Repair, ...] = (sort_by_date, drop_exact_duplicates)
 def _usable(frame: pd.DataFrame) -> bool:
     """Repairs need parseable UTC dates and the OHLCV columns; otherwise the gate reports the cause."""
     needed = {"date", "open", "high", "low", "close", "volume"}
-    return (needed <= set(frame.columns) and len(frame) > 0
-            and isinstance(frame["date"].dtype, pd.DatetimeTZDtype) and frame["date"].notna().all())
+    return bool(needed <= set(frame.columns) and len(frame) > 0
+                and isinstance(frame["date"].dtype, pd.DatetimeTZDtype) and frame["date"].notna().all())
 
 
 def apply_repairs(frame: pd.DataFrame, timeframe: str, source: str) -> RepairReport:
