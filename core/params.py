@@ -74,6 +74,26 @@ class TrainParams(_Frozen):
     seed: int
 
 
+class CVParams(_Frozen):
+    """Purged walk-forward CV inside the training period (models/cv.py)."""
+
+    n_folds: int = Field(default=4, ge=1)
+    embargo: int = Field(default=24, ge=0)  # candles dropped after the purge; must be ≥ label.horizon
+
+
+class OptunaParams(_Frozen):
+    """Hyper-parameter search. n_trials 0 = use `train:` unchanged. A timeout makes runs depend on
+    machine speed (not reproducible), so the pipeline default is none."""
+
+    n_trials: int = Field(default=0, ge=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    storage: str | None = None  # RDB URL (sqlite:///…, postgresql://…); None = data/models/optuna.db
+
+
+class EvaluateParams(_Frozen):
+    momentum_lookback: int = Field(default=24, ge=1)  # candles: the naive momentum baseline's window
+
+
 class RegistryParams(_Frozen):
     model_name: str = Field(min_length=1)
     experiment: str = Field(min_length=1)
@@ -118,10 +138,19 @@ class Params(_Frozen):
     fees: FeeParams
     split: SplitParams
     train: TrainParams
+    cv: CVParams = Field(default_factory=CVParams)
+    optuna: OptunaParams = Field(default_factory=OptunaParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     registry: RegistryParams
     promotion: PromotionParams
     trade: TradeParams
     risk: RiskParams
+
+    @model_validator(mode="after")
+    def _embargo_covers_horizon(self) -> Params:
+        if self.cv.embargo < self.label.horizon:
+            raise ValueError(f"cv.embargo ({self.cv.embargo} candles) must be ≥ label.horizon ({self.label.horizon})")
+        return self
 
     @property
     def pairs(self) -> tuple[str, ...]:
