@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,17 @@ class ExchangeTrade:
     price: float
     fee: float
     ts: int
+
+
+@dataclass(frozen=True)
+class TradesPage:
+    """One page of Kraken's public Trades, oldest first. `ts_ms` epoch ms, `price` quote per base,
+    `amount` base coin; `cursor` is Kraken's `last` (nanoseconds): pass it back to get the next page."""
+
+    ts_ms: tuple[int, ...]
+    price: tuple[float, ...]
+    amount: tuple[float, ...]
+    cursor: str
 
 
 def make_exchange(base_url: str, api_key: str | None = None, secret: str | None = None,
@@ -137,9 +149,17 @@ class KrakenClient:
         """Finished candles only, ascending, deduplicated; at most Kraken's 720 most recent."""
         self._ensure_markets()
         rows = _read(self.exchange.fetch_ohlcv, pair, timeframe, since_ms)
-        if not rows and since_ms is None:
+        if not rows:  # Kraken always answers at least the unfinished candle, with or without `since`
             raise errors.BadMarketData(f"OHLC {pair} {timeframe}: empty or unparseable answer")
         return finished_candles(rows, timeframe)
+
+    def public_trades(self, pair: str, since: str | int, count: int = 1000) -> TradesPage:
+        """Kraken's public Trades strictly after `since` (unix seconds or the previous page's ns cursor).
+        Raw endpoint rather than ccxt's fetch_trades, which hides the `last` cursor that paging needs."""
+        self._ensure_markets()
+        market_id = self.exchange.market(pair)["id"]
+        raw = _read(self.exchange.publicGetTrades, {"pair": market_id, "since": str(since), "count": count})
+        return parse_trades_page(raw, market_id, pair)
 
     def ticker_last(self, pair: str) -> float:
         self._ensure_markets()
@@ -211,6 +231,21 @@ def finished_candles(rows: list[list[Any]], timeframe: str) -> list[Candle]:
     except (TypeError, ValueError, IndexError) as err:
         raise errors.BadMarketData(f"OHLC rows not numeric: {err}") from None
     return candles[:-1]
+
+
+def parse_trades_page(raw: Any, market_id: str, pair: str) -> TradesPage:
+    """Kraken's Trades answer {result: {ID: [[price, volume, time_s, side, type, misc, id], ...], last}}."""
+    try:
+        result = raw["result"]
+        rows = result.get(market_id, [])
+        cursor = str(result["last"])
+        ts = tuple(round(float(r[2]) * 1000) for r in rows)
+        page = TradesPage(ts, tuple(float(r[0]) for r in rows), tuple(float(r[1]) for r in rows), cursor)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise errors.BadMarketData(f"Trades {pair}: malformed answer ({type(err).__name__}: {err})") from None
+    if any(b < a for a, b in itertools.pairwise(ts)):
+        raise errors.BadMarketData(f"Trades {pair}: trades not in time order")
+    return page
 
 
 def _client_id(raw: dict[str, Any]) -> str | None:

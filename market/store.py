@@ -245,7 +245,8 @@ class CandleStore:
                 if result.changed:
                     _write_atomic(path, result.frame)
                     written.append(str(path))
-        return UpsertReport(pair, timeframe, len(clean), *map(int, totals), files_written=tuple(written))
+        added, replaced, unchanged, kept = (int(x) for x in totals)
+        return UpsertReport(pair, timeframe, len(clean), added, replaced, unchanged, kept, tuple(written))
 
     def read(self, pair: str, timeframe: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
              contiguous: bool = False) -> pd.DataFrame:

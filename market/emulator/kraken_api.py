@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import hashlib
 import hmac
 import threading
@@ -92,6 +93,18 @@ class _ResetMidBody(Response):
                     "headers": [(b"content-length", b"4096"), (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"error":[],', "more_body": True})
         raise ConnectionResetError("emulated connection reset")
+
+
+def _since_ns(raw: str) -> int:
+    """Kraken's Trades `since`: unix seconds (possibly fractional) or a nanosecond cursor; 0 if absent."""
+    if not raw:
+        return 0
+    if raw.isdigit() and len(raw) > 12:
+        return int(raw)
+    try:
+        return int(float(raw) * 1_000_000_000)
+    except ValueError:
+        raise VenueError("EGeneral:Invalid arguments:since") from None
 
 
 def envelope(result: Any = None, error: str | None = None, status: int = 200) -> JSONResponse:
@@ -252,19 +265,31 @@ class KrakenApi:
         return {p.kraken_id: rows, "last": last}
 
     def _trades(self, params: dict[str, str]) -> dict[str, Any]:
-        """Public trades derived from the replayed candles (open, high, low, close of each): the emulator
-        has no real tick data, so these are shaped by real candles, not recorded trades."""
+        """Public trades derived from the replayed candles: the emulator has no tick data, so every finished
+        candle yields four deterministic prints — its open, high, low and close at 0, 1/4, 1/2 and 3/4 of
+        the candle, each a quarter of its volume, sides alternating — shaped by real candles, not recorded
+        trades; aggregating them per candle gives the candle back (volume to 8 decimals). Like Kraken:
+        oldest first, strictly after `since` (unix seconds, or the nanosecond cursor `last` of the previous
+        page), at most `count` (≤ 1000), so a client can page through any period of the replay. Without
+        `since`: the most recent 250 finished candles."""
         p = self._pair(params)
-        since_s = int(params.get("since", "0") or 0) / 1e9
+        since_ns = _since_ns(params.get("since", ""))
+        count = min(int(params.get("count", "1000") or 1000), 1000)
+        seq = self.venue.candles[p.symbol]
+        step_ns = self.interval_min * 60 * 1_000_000_000
+        first = (bisect.bisect_left(seq, since_ns - step_ns, key=lambda c: c.ts * 1_000_000) if since_ns
+                 else max(0, self.venue.cursor - 250))
         out: list[list[Any]] = []
-        last = 0
-        for c in self.venue.candles[p.symbol][max(0, self.venue.cursor - 250) : self.venue.cursor]:
-            t0 = c.ts / 1000
+        last = since_ns
+        for c in seq[first : self.venue.cursor]:
             for i, price in enumerate((c.open, c.high, c.low, c.close)):
-                t = t0 + i * 60 * self.interval_min / 4
-                if t > since_s and len(out) < 1000:
-                    out.append([_f(price, 8), _f(c.volume / 4), t, "b" if i % 2 == 0 else "s", "m", "", len(out)])
-                    last = int(t * 1e9)
+                t_ns = c.ts * 1_000_000 + i * step_ns // 4
+                if t_ns > since_ns and len(out) < count:
+                    out.append([_f(price, 8), _f(c.volume / 4), t_ns / 1e9, "b" if i % 2 == 0 else "s", "m", "",
+                                t_ns // 1000])
+                    last = t_ns
+            if len(out) >= count:
+                break
         return {p.kraken_id: out, "last": str(last)}
 
     def _depth(self, params: dict[str, str]) -> dict[str, Any]:
