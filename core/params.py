@@ -129,6 +129,22 @@ class RiskParams(_Frozen):
     stale_after_candles: int = Field(ge=1)
 
 
+class StoreParams(_Frozen):
+    """The candle store under `<data_dir>/store/<exchange>/<PAIR>/<timeframe>/<YYYY-MM>.parquet`."""
+
+    exchange: str = Field(default="kraken", pattern=r"^[a-z0-9_]+$")
+
+
+class IngestParams(_Frozen):
+    """Market-data ingestion (market/backfill.py). Pages are Kraken public Trades calls (≤ 1000 trades)."""
+
+    timeframes: tuple[str, ...] = Field(default=("1h",), min_length=1)
+    max_trade_pages: int = Field(default=2000, ge=0)     # per pair and run: bounds one backfill's requests
+    rate_limit_retries: int = Field(default=3, ge=0)     # EAPI:Rate limit exceeded → pause, then retry this often
+    rate_limit_pause_s: float = Field(default=5.0, ge=0)  # seconds to wait after a rate-limit answer
+    store_every_candles: int = Field(default=5000, ge=1)  # backfill: validate + store this many candles at once
+
+
 class Params(_Frozen):
     data: DataParams
     quality: QualityParams
@@ -145,6 +161,8 @@ class Params(_Frozen):
     promotion: PromotionParams
     trade: TradeParams
     risk: RiskParams
+    store: StoreParams = Field(default_factory=StoreParams)
+    ingest: IngestParams = Field(default_factory=IngestParams)
 
     @model_validator(mode="after")
     def _embargo_covers_horizon(self) -> Params:
