@@ -158,7 +158,7 @@ def trade(
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
     params = _params(params_file)
     if mode == "live":
-        _trade_live(params, model, poll_seconds, max_polls)
+        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions)
         return
     if mode != "paper":
         console.print(f"[red]error:[/red] --mode must be paper or live, got {mode!r}")
@@ -173,7 +173,7 @@ def trade(
     print_trade_report(report)
 
 
-def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None) -> None:
+def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool) -> None:
     from core.settings import Settings
     from market.errors import ExchangeError
     from trader.service import UnsafeKeyError, connect, open_session, run
@@ -183,12 +183,15 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
         client = connect(settings)
         session = open_session(params, settings, client, model)
     except (ValueError, LookupError, UnsafeKeyError, ExchangeError) as err:
+    adopt_exchange_positions: Annotated[bool, typer.Option(
+        help="live: at start-up take the exchange's balances as the truth whatever the difference "
+             "(audited), e.g. after a human checked a reconciliation halt")] = False,
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "
                   f"{session.model_name} v{session.model_version}; ledger {settings.ledger_uri}")
     try:
-        run(session, poll_seconds, max_polls)
+        run(session, poll_seconds, max_polls, adopt_exchange_positions=adopt)
     except KeyboardInterrupt:
         console.print("stopped; open intents stay in the ledger and are looked up on the next start")
     fills = session.broker.ledger.fills()
@@ -221,6 +224,8 @@ ASSET_CODES = {"USD": "ZUSD", "XRP": "XXRP", "DOGE": "XXDG", "XDG": "XXDG"}
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
     out = {}
+    if session.engine.halted:
+        console.print(f"[red]halted:[/red] {session.engine.halted}")
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:

@@ -129,6 +129,15 @@ class RiskParams(_Frozen):
     stale_after_candles: int = Field(ge=1)
 
 
+class LiveParams(_Frozen):
+    """The live trader service's housekeeping (seconds of wall-clock time, USD)."""
+
+    reconcile_every_s: float = Field(ge=0)
+    reconcile_halt_usd: float = Field(ge=0)
+    model_check_every_s: float = Field(ge=0)
+    dead_man_s: int = Field(ge=0)
+
+
 class StoreParams(_Frozen):
     """The candle store under `<data_dir>/store/<exchange>/<PAIR>/<timeframe>/<YYYY-MM>.parquet`."""
 
@@ -163,6 +172,7 @@ class Params(_Frozen):
     risk: RiskParams
     store: StoreParams = Field(default_factory=StoreParams)
     ingest: IngestParams = Field(default_factory=IngestParams)
+    live: LiveParams
 
     @model_validator(mode="after")
     def _embargo_covers_horizon(self) -> Params:

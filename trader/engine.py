@@ -58,6 +58,10 @@ class Engine:
     """Client order ids are id_prefix + a counter: give each live process its own prefix."""
     keep_decisions: bool = True
     """Off for long soaks/benchmarks: decisions are then only returned, not accumulated."""
+    model_version: int | None = None
+    """The registry version whose scores drive the decisions (changes on a hot reload)."""
+    halted: str = ""
+    """Non-empty: why trading is halted (e.g. the ledger disagrees with the exchange); no orders at all."""
     decisions: list[Decision] = field(default_factory=list)
     _states: dict[str, OnlineFeatures] = field(default_factory=dict)
     _last_close: dict[str, float] = field(default_factory=dict)
@@ -97,6 +101,8 @@ class Engine:
     def _act(self, pair: str, candle: Candle, prob: float, why_not: str) -> Decision:
         if why_not:
             return Decision(candle.ts, pair, math.nan, "stand_aside", why_not)
+        if self.halted:
+            return Decision(candle.ts, pair, prob, "stand_aside", f"halted: {self.halted}")
         is_long = self.broker.position(pair) > 0
         if self.broker.has_pending(pair):
             return Decision(candle.ts, pair, prob, "hold", "order pending")
@@ -131,6 +137,19 @@ class Engine:
             self._risk_state.order_sent(now_ms)
         self._seq += 1
         self.broker.submit(OrderIntent(f"{self.id_prefix}{self._seq}", pair, side, qty, reason))
+
+    def swap_model(self, spec: FeatureSpec, score: Scorer, model_version: int | None,
+                   warm_states: dict[str, OnlineFeatures] | None = None) -> None:
+        """Hand the next candle to another model. With the same feature spec the warm feature state is
+        kept; a different spec must come with states already warmed on the same history."""
+        if spec.hash != self.spec.hash:
+            if warm_states is None or set(warm_states) != set(self._states):
+                raise ValueError("a model with another feature spec needs warmed feature states for every pair")
+            self._states = dict(warm_states)
+        self.spec, self.score, self.model_version = spec, score, model_version
+
+    def last_close(self, pair: str) -> float | None:
+        return self._last_close.get(pair)
 
     def equity(self) -> float:
         """Cash plus every position marked at its pair's last close (quote currency)."""

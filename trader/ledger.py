@@ -7,10 +7,12 @@ SQLite (WAL, synchronous=FULL) by default; PostgreSQL by URL. Schema via Alembic
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -18,7 +20,10 @@ from sqlalchemy import Engine, case, create_engine, event, func, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from core.types import Fill, OrderIntent, Side
-from trader.ledger_schema import audit, balances, counters, fills, intents
+from trader.ledger_schema import adjustments, audit, balances, counters, decisions, fills, intents
+
+if TYPE_CHECKING:
+    from trader.engine import Decision
 
 IntentStatus = Literal["new", "sent", "unknown", "open", "filled", "cancelled", "rejected"]
 OPEN_STATUSES: tuple[IntentStatus, ...] = ("new", "sent", "unknown", "open")
@@ -99,6 +104,11 @@ class Ledger:
                                 .order_by(intents.c.created_at)).mappings().all()
         return [_to_record(r) for r in rows]
 
+    def client_ids(self) -> set[str]:
+        """Every client order id this ledger ever recorded."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(intents.c.client_id)).scalars())
+
     def record_fill(self, fill: Fill, trade_id: str) -> bool:
         """Store a fill once: the exchange's trade id is unique. Returns False if already known."""
         try:
@@ -120,11 +130,43 @@ class Ledger:
                 for r in rows]
 
     def position(self, pair: str) -> float:
-        """Net base quantity held, from the fills (the ledger's own truth)."""
+        """Net base quantity held: the fills plus reconciliation adjustments (exchange truth)."""
         signed = func.sum(case((fills.c.side == "buy", fills.c.quantity), else_=-fills.c.quantity))
         with self.engine.connect() as conn:
-            value = conn.execute(select(signed).where(fills.c.pair == pair)).scalar()
-        return float(value or 0.0)
+            traded = conn.execute(select(signed).where(fills.c.pair == pair)).scalar()
+            adjusted = conn.execute(select(func.sum(adjustments.c.quantity))
+                                    .where(adjustments.c.pair == pair)).scalar()
+        return float(traded or 0.0) + float(adjusted or 0.0)
+
+    def record_adjustment(self, pair: str, quantity: float, reason: str) -> None:
+        """Correct a position to the exchange's truth (base coin, signed); audited in the same transaction."""
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(adjustments).values(pair=pair, quantity=quantity, reason=reason, at=now))
+            conn.execute(insert(audit).values(at=now, kind="reconcile_adjust", detail=json.dumps(
+                {"pair": pair, "quantity": quantity, "reason": reason})))
+
+    def adjustments(self) -> list[tuple[str, float, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(adjustments.c.pair, adjustments.c.quantity, adjustments.c.reason)
+                                .order_by(adjustments.c.id)).all()
+        return [(r.pair, r.quantity, r.reason) for r in rows]
+
+    def record_decisions(self, made: Iterable[Decision], model_version: int | None) -> None:
+        """Which model version decided what on every traded candle (the audit of a hot reload)."""
+        now = _now()
+        rows = [{"ts": d.ts, "pair": d.pair, "prob": None if math.isnan(d.prob) else d.prob, "action": d.action,
+                 "reason": d.reason, "model_version": model_version, "at": now} for d in made]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(decisions), rows)
+
+    def decisions(self) -> list[tuple[int, str, str, int | None]]:
+        """(candle ts, pair, action, model version) in the order they were taken."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(decisions.c.ts, decisions.c.pair, decisions.c.action,
+                                       decisions.c.model_version).order_by(decisions.c.id)).all()
+        return [(r.ts, r.pair, r.action, r.model_version) for r in rows]
 
     def set_balances(self, amounts: dict[str, float]) -> None:
         now = _now()

@@ -66,3 +66,24 @@ counters = Table(
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("pair", String(32), nullable=False),
+    Column("prob", Float),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("model_version", Integer),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+adjustments = Table(
+    "adjustments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pair", String(32), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

@@ -51,8 +51,8 @@ class LiveLoop:
                     fresh.append((candle.ts, pair, candle))
         decisions = []
         for ts, pair, candle in sorted(fresh, key=lambda t: (t[0], t[1])):
+            self.last_ts[pair] = ts  # consumed before it is fed: an error below never feeds it twice
             decision = self.engine.on_candle(pair, candle)
-            self.last_ts[pair] = ts
             if decision is not None:
                 decisions.append(decision)
         return decisions

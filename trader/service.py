@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.params import Params
+from core.params import LiveParams, Params
 from core.settings import Settings
+from market.errors import BadMarketData, ExchangeUnavailable, RateLimited
 from market.frame import timeframe_to_timedelta
 from market.kraken import KrakenClient, make_exchange
 from models import registry
@@ -23,6 +24,8 @@ from trader.engine import Engine
 from trader.ledger import Ledger
 from trader.live import LiveLoop
 from trader.model import trading_model
+from trader.reconcile import Reconciliation, reconcile_with_exchange
+from trader.reload import ModelWatcher, ReloadRefused, load_for_swap, warm_states
 from trader.strategy import ThresholdStrategy
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,12 @@ class LiveSession:
     broker: KrakenBroker
     model_name: str
     model_version: int
+    live: LiveParams
+    watcher: ModelWatcher | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.loop.engine
 
 
 def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
@@ -48,8 +57,8 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
     return KrakenClient(exchange)
 
 
-def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion"
-                 ) -> LiveSession:
+def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
+                 clock: Callable[[], float] = time.monotonic) -> LiveSession:
     """Refuse withdraw-capable keys, load the model (spec-hash checked), wire broker + ledger + engine."""
     if client.key_can_withdraw():
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
@@ -61,10 +70,43 @@ def open_session(params: Params, settings: Settings, client: KrakenClient, model
                                  params.trade.position_fraction)
     candle_ms = int(timeframe_to_timedelta(params.data.timeframe).total_seconds() * 1000)
     engine = Engine(model.spec, model.score, strategy, broker, risk=params.risk, candle_ms=candle_ms,
-                    id_prefix=f"kf{int(time.time()) % 10**8}-")  # unique across restarts, ≤ 18 chars
+                    id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
+                    model_version=model.version)
     loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
     ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url})
-    return LiveSession(loop, broker, model.name, model.version)
+    # a pinned version (`--model 12`) is never swapped; an alias is followed
+    watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, params.live.model_check_every_s,
+                                                            clock)
+    return LiveSession(loop, broker, model.name, model.version, params.live, watcher)
+
+
+def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reconciliation:
+    """Ledger vs exchange now; `halt_above_usd` overrides params (inf = adopt the exchange's positions)."""
+    limit = session.live.reconcile_halt_usd if halt_above_usd is None else halt_above_usd
+    return reconcile_with_exchange(session.broker, session.loop.client, session.engine, session.loop.pairs, limit)
+
+
+def maybe_reload(session: LiveSession) -> bool:
+    """Between candles: swap in the alias's new version if it is safe; True if swapped."""
+    watcher = session.watcher
+    version = watcher.new_version(session.model_version) if watcher else None
+    if watcher is None or version is None:
+        return False
+    ledger, engine, loop = session.broker.ledger, session.engine, session.loop
+    try:
+        model = load_for_swap(session.model_name, version)
+        same_spec = model.spec.hash == engine.spec.hash
+        states = None if same_spec else warm_states(model.spec, loop.client, loop.pairs, loop.timeframe, loop.last_ts)
+    except ReloadRefused as err:
+        watcher.refused.add(version)
+        ledger.audit("model_reload_refused", {"version": version, "reason": str(err)})
+        log.warning("model reload refused, v%s keeps trading: %s", session.model_version, err)
+        return False
+    engine.swap_model(model.spec, model.score, model.version, states)
+    ledger.audit("model_reloaded", {"from": session.model_version, "to": version, "same_spec": same_spec})
+    log.info("model %s: v%s → v%s between candles", session.model_name, session.model_version, version)
+    session.broker.model_version = session.model_version = version
+    return True
 
 
 class StopFlag:
@@ -84,19 +126,50 @@ class StopFlag:
 
 
 def run(session: LiveSession, poll_seconds: float, max_polls: int | None = None,
-        after_poll: Callable[[int], None] | None = None, dead_man_s: int = 0,
-        stop: StopFlag | None = None) -> None:
-    """Warm up, then poll until SIGTERM or `max_polls`. With `dead_man_s` > 0 Kraken's
-    CancelAllOrdersAfter is re-armed after every healthy poll, so a hung process leaves no open orders."""
+        after_poll: Callable[[int], None] | None = None, stop: StopFlag | None = None,
+        clock: Callable[[], float] = time.monotonic, adopt_exchange_positions: bool = False) -> None:
+    """Warm up, reconcile, then poll until SIGTERM or `max_polls`. Between polls: hot-swap a new @champion,
+    record which version took each decision, reconcile every `live.reconcile_every_s`, and re-arm Kraken's
+    dead-man switch (`live.dead_man_s`) so a hung process leaves no open orders."""
     stop = stop or StopFlag().install()
     session.loop.warm_up()
-    polls = 0
+    reconcile(session, float("inf") if adopt_exchange_positions else None)
+    next_reconcile = clock() + session.live.reconcile_every_s
+    polls = failures = 0
     while not stop.stopped and (max_polls is None or polls < max_polls):
-        session.loop.poll()
-        if dead_man_s > 0:
-            session.loop.client.cancel_all_after(dead_man_s)
+        try:
+            next_reconcile = _one_poll(session, clock, next_reconcile)
+            failures = 0
+        except TRANSIENT as err:  # the exchange is down or slow: keep state, back off, try again
+            failures += 1
+            session.broker.ledger.audit("poll_failed", {"error": str(err), "in_a_row": failures})
+            log.warning("poll failed (%s in a row): %s", failures, err)
+        finally:
+            _record_decisions(session)
         polls += 1
         if after_poll is not None:
             after_poll(polls)
         elif poll_seconds > 0:
-            time.sleep(poll_seconds)
+            time.sleep(poll_seconds * min(2**failures, 16))
+
+
+TRANSIENT = (ExchangeUnavailable, RateLimited, BadMarketData)
+
+
+def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: float) -> float:
+    """Reload between candles, feed new candles, reconcile when due, re-arm the dead-man switch."""
+    maybe_reload(session)
+    session.loop.poll()
+    if clock() >= next_reconcile:
+        reconcile(session)
+        next_reconcile = clock() + session.live.reconcile_every_s
+    if session.live.dead_man_s > 0:
+        session.loop.client.cancel_all_after(session.live.dead_man_s)
+    return next_reconcile
+
+
+def _record_decisions(session: LiveSession) -> None:
+    """Move the engine's decisions into the ledger, stamped with the version that took them."""
+    engine = session.engine
+    session.broker.ledger.record_decisions(engine.decisions, engine.model_version)
+    engine.decisions.clear()

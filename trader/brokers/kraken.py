@@ -30,6 +30,10 @@ class KrakenBroker:
             self._cash = self.client.balances().get(self.quote_asset, 0.0)
         return self._cash
 
+    def forget_cash(self) -> None:
+        """Read the quote balance from the exchange again on next use (after fills or reconciliation)."""
+        self._cash = None
+
     def position(self, pair: str) -> float:
         return self.ledger.position(pair)
 
@@ -87,7 +91,7 @@ class KrakenBroker:
             if order is not None and order.status in ("closed", "canceled", "expired"):
                 self.ledger.mark(intent.client_id, "filled" if order.filled > 0 else "cancelled", txid=txid)
         if new:
-            self._cash = None
+            self.forget_cash()
         return new
 
 
