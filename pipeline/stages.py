@@ -19,6 +19,7 @@ from core.settings import Settings
 from features.spec import FeatureSpec, spec_from_json, spec_from_params
 from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
 from market.history import import_file
+from market.store import CandleStore, Validator, pair_slug
 from models import dataset, evaluate
 from models.train import fit
 from pipeline.paths import DataPaths
@@ -61,17 +62,48 @@ class PreparedPair:
     repairs: tuple[str, ...]
 
 
+def candle_store(params: Params, paths: DataPaths) -> CandleStore:
+    """The candle store (market.store) under `<data_dir>/store/<exchange>/`."""
+    return CandleStore(paths.root / "store", params.store.exchange)
+
+
+def store_gate(params: Params, timeframe: str, name: str, paths: DataPaths, run_id: str) -> Validator:
+    """The quality gate as the store's pre-merge check: a failing batch is quarantined under
+    data/quarantine/<run_id>/<name>/ and raises, and nothing stored changes."""
+    def validate(frame: pd.DataFrame) -> None:
+        gate(frame, params.quality, timeframe, name=name, quarantine_root=paths.quarantine, run_id=run_id)
+    return validate
+
+
+def seed_and_read_store(pair: str, frame: pd.DataFrame, source: str, params: Params, paths: DataPaths,
+                        run_id: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Prepare trains on candles that came through the store: the pair's file seeds it (policy `keep`:
+    candles already ingested from Kraken win, a disagreement is reported, not applied), then the stored
+    series from the file's first candle on — including newer ingested candles — is read back."""
+    store, timeframe = candle_store(params, paths), params.data.timeframe
+    seeded = store.upsert(pair, timeframe, frame, source, "keep",
+                          store_gate(params, timeframe, pair_slug(pair), paths, run_id))
+    stored = store.read(pair, timeframe, start=frame["date"].iloc[0])
+    notes = [f"store: {seeded.added} candle(s) of {source} added to {store.series_dir(pair, timeframe)}, "
+             f"{len(stored) - len(frame)} more candle(s) there than in the file"]
+    if seeded.conflicts_kept:
+        notes.append(f"store: {seeded.conflicts_kept} candle(s) of {source} differ from the stored ones "
+                     "(the stored ones are used)")
+    return check_candle_frame(stored.drop(columns="trades"), str(store.series_dir(pair, timeframe))), tuple(notes)
+
+
 def prepare_pair(pair: str, source: Path, params: Params, paths: DataPaths, run_id: str) -> PreparedPair:
     """Import the pair's raw candles, pass them through the quality gate, write the validated file.
     A failing batch goes to data/quarantine/<run_id>/ and raises; nothing validated is overwritten."""
     imported = import_file(source)
     repaired = apply_repairs(imported.frame, params.data.timeframe, str(source))
     frame = check_candle_frame(repaired.frame, str(source))
+    frame, seeded = seed_and_read_store(pair, frame, str(source), params, paths, run_id)
     result = gate(frame, params.quality, params.data.timeframe, name=pair.replace("/", "-"),
                   quarantine_root=paths.quarantine, run_id=run_id)
     _write_parquet(paths.validated(pair, params.data.timeframe), frame)
     return PreparedPair(pair, len(frame), str(frame["date"].iloc[0]), str(frame["date"].iloc[-1]),
-                        result.summary(), (*imported.repairs, *repaired.repairs, *repaired.warnings))
+                        result.summary(), (*imported.repairs, *repaired.repairs, *repaired.warnings, *seeded))
 
 
 def prepare(params: Params, paths: DataPaths, project_root: Path = Path(".")) -> list[PreparedPair]:
