@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 SPEC_FILE = "feature_spec.json"
 MODEL_DIR = "model"
+PLOTS_DIR = "plots"
 
 
 class ModelNotFoundError(LookupError):
@@ -66,8 +67,10 @@ def log_training_run(
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
     artifacts: Mapping[str, Path] | None = None,
+    plots: Sequence[Path] = (),
 ) -> tuple[str, str]:
-    """Log one training run with its native model + feature spec. Returns (run_id, model_uri)."""
+    """Log one training run with its native model + feature spec, and `plots` (PNG files) under the
+    run's `plots/` artifact folder. Returns (run_id, model_uri)."""
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / SPEC_FILE
         spec_path.write_text(json.dumps(spec_json, indent=2, sort_keys=True))
@@ -78,6 +81,8 @@ def log_training_run(
             mlflow.log_artifact(str(spec_path))
             for path in (artifacts or {}).values():
                 mlflow.log_artifact(str(path))
+            for path in plots:
+                mlflow.log_artifact(str(path), artifact_path=PLOTS_DIR)
             info = mlflow.lightgbm.log_model(
                 booster, name=MODEL_DIR, extra_files=[str(spec_path)], pip_requirements=["lightgbm"]
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -12,20 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 
-from core.params import Params
+from core.params import Params, TrainParams
 from core.settings import Settings
+from core.types import Candle, Fill, Side
 from features.spec import FeatureSpec, spec_from_json, spec_from_params
 from market.frame import check_candle_frame, timeframe_to_timedelta, to_candles
 from market.history import import_file
 from market.store import CandleStore, Validator, pair_slug
-from models import dataset, evaluate
-from models.train import fit
+from models import dataset, evaluate, plots
+from models.cv import Fold, candle_index, purged_walk_forward
+from models.train import FoldScore, cross_validate, cv_summary, fit, prepare_folds, search, search_summary, study_name
 from pipeline.paths import DataPaths
 from quality.expectations import gate
 from quality.repairs import apply_repairs
-from trader.backtest import batch_scores, buy_and_hold_return, run_backtest
+from trader.backtest import BatchScores, batch_scores, buy_and_hold_return, run_backtest
+from trader.engine import WARMING_UP
 from trader.model import booster_scorer
 
 log = logging.getLogger(__name__)
@@ -136,18 +142,58 @@ def load_feature_table(params: Params, paths: DataPaths) -> pd.DataFrame:
 
 # ---- train ----------------------------------------------------------------------------------------
 
-def train(params: Params, paths: DataPaths) -> dict[str, float]:
+def optuna_storage(params: Params, paths: DataPaths) -> str:
+    """Where the Optuna study lives: KRAKENFLOW_OPTUNA_STORAGE (keeps a password out of params.yaml), else
+    `optuna.storage`, else a sqlite file inside the DVC-tracked model dir (so `dvc repro` searches afresh)."""
+    url = os.environ.get("KRAKENFLOW_OPTUNA_STORAGE") or params.optuna.storage
+    if url:
+        return url
+    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(paths.model_dir / 'optuna.db').resolve()}"
+
+
+def cv_folds(train_set: dataset.Dataset, params: Params) -> list[Fold]:
+    """Purged walk-forward folds over the training rows (units: candles of `data.timeframe`)."""
+    candle = timeframe_to_timedelta(params.data.timeframe).to_timedelta64()
+    return purged_walk_forward(candle_index(train_set.date, candle), params.cv.n_folds,
+                               params.label.horizon, params.cv.embargo)
+
+
+def choose_train_params(train_set: dataset.Dataset, names: tuple[str, ...], params: Params,
+                        paths: DataPaths) -> tuple[TrainParams, list[FoldScore], dict[str, Any]]:
+    """Optuna's best candidate over the CV folds, or params.yaml's `train:` unchanged when
+    `optuna.n_trials` is 0 (then one configuration was tried, which is what the DSR is told)."""
+    prepared = prepare_folds(train_set, names, cv_folds(train_set, params))
+    if params.optuna.n_trials == 0:
+        return params.train, cross_validate(prepared, params.train), {"optuna_n_trials": 1.0, "optuna_n_pruned": 0.0}
+    name = study_name(params.registry.model_name, params.train, params.cv, params.optuna, train_set)
+    found = search(prepared, params.train, params.optuna, optuna_storage(params, paths), name)
+    return found.best, list(found.scores), search_summary(found)
+
+
+def cv_metrics_file(paths: DataPaths) -> Path:
+    return paths.reports / "cv.json"
+
+
+def train(params: Params, paths: DataPaths) -> dict[str, Any]:
+    """Search (or take) the LightGBM params on purged walk-forward CV, refit on the whole training
+    period, write the native model, its feature spec, train_metrics.json and the CV metrics DVC shows."""
     spec = spec_from_params(params.features)
     table = load_feature_table(params, paths)
     train_set, _ = dataset.split(table, spec.names)
-    booster = fit(train_set, spec.names, params.train)
+    chosen, scores, search_info = choose_train_params(train_set, spec.names, params, paths)
+    booster = fit(train_set, spec.names, chosen)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(paths.model_file, lambda p: booster.save_model(str(p)))
     _write_json(paths.spec_file, spec.to_json())
-    metrics = evaluate.classification_metrics(train_set.y, booster.predict(train_set.X), "train")
-    metrics["train_start"] = str(pd.Timestamp(train_set.date.min()))  # type: ignore[assignment]
-    metrics["train_end"] = str(pd.Timestamp(train_set.date.max()))  # type: ignore[assignment]
+    metrics: dict[str, Any] = evaluate.classification_metrics(train_set.y, booster.predict(train_set.X), "train")
+    metrics.update(cv_summary(scores))
+    metrics.update(search_info)
+    metrics["train_start"] = str(pd.Timestamp(train_set.date.min()))
+    metrics["train_end"] = str(pd.Timestamp(train_set.date.max()))
     _write_json(paths.train_metrics, metrics)
+    _write_json(cv_metrics_file(paths), {k: v for k, v in metrics.items()
+                                         if k.startswith(("cv_", "optuna_n", "best_"))})
     return metrics
 
 
@@ -166,27 +212,95 @@ def holdout_start(frames: dict[str, pd.DataFrame], holdout_fraction: float) -> p
     return max(cuts)
 
 
-def evaluate_model(params: Params, paths: DataPaths) -> dict[str, float]:
-    """Holdout classification metrics + the trader engine's own backtest on the holdout period,
-    against buy-and-hold and always-flat (0) with the same fees."""
+def _trades(fills: list[Fill]) -> evaluate.Trades:
+    """The engine's fills → closed-trade P&Ls and traded notional (quote currency)."""
+    if not fills:
+        return evaluate.Trades.none()
+    pnls = evaluate.round_trip_pnls(
+        np.array([f.pair for f in fills]),
+        np.array([f.quantity if f.side is Side.BUY else -f.quantity for f in fills]),
+        np.array([f.price for f in fills]), np.array([f.fee for f in fills]))
+    return evaluate.Trades(pnls, float(sum(f.quantity * f.price for f in fills)))
+
+
+def momentum_scores(candles: dict[str, list[Candle]], lookback: int) -> dict[str, BatchScores]:
+    """The naive momentum rule as engine scores (1 = long, 0 = flat); stands aside until `lookback`
+    candles of history exist, so it trades through the same engine, sizing, risk and fees as the model."""
+    out = {}
+    for pair, seq in candles.items():
+        prob = evaluate.momentum_probability(np.array([c.close for c in seq]), lookback)
+        out[pair] = BatchScores(prob, np.where(np.isnan(prob), WARMING_UP, "").tolist())
+    return out
+
+
+def holdout_closes(frames: dict[str, pd.DataFrame], start: pd.Timestamp) -> pd.DataFrame:
+    """Closes of every pair from `start` on a common clock (forward-filled over a pair's missing candle)."""
+    cols = {pair: f.set_index("date")["close"] for pair, f in frames.items()}
+    return pd.DataFrame(cols).sort_index().loc[start:].ffill().dropna()
+
+
+def _finite_or_none(metrics: dict[str, Any]) -> dict[str, Any]:
+    """JSON (and DVC) have no infinity: a profit factor with no losing trade is stored as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def plots_dir(paths: DataPaths) -> Path:
+    return paths.reports / "plots"
+
+
+def evaluate_model(params: Params, paths: DataPaths) -> dict[str, Any]:
+    """Holdout classification metrics + the trader engine's own backtest on the holdout period (model and
+    naive momentum through the engine; buy-and-hold and flat as pure rules), all with the same fees, the
+    PSR/DSR of the model corrected for the Optuna trials tried, and the plots the registry logs."""
     booster, spec, _ = load_trained(paths)
     table = load_feature_table(params, paths)
     _, holdout = dataset.split(table, spec.names)
-    metrics = evaluate.classification_metrics(holdout.y, booster.predict(holdout.X), "holdout")
+    holdout_prob = booster.predict(holdout.X)
+    metrics: dict[str, Any] = evaluate.classification_metrics(holdout.y, holdout_prob, "holdout")
     frames = load_validated(params, paths)
     start = holdout_start(frames, params.split.holdout_fraction)
     start_ms = int(start.value // 1_000_000)
+    ppy = periods_per_year(params.data.timeframe)
     candles = {pair: to_candles(frame) for pair, frame in frames.items()}
     scores = {pair: batch_scores(spec, booster.predict, seq) for pair, seq in candles.items()}
-    result = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms,
-                          periods_per_year(params.data.timeframe), scores, params.risk)
+    result = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms, ppy,
+                          scores, params.risk)
+    momentum = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms, ppy,
+                            momentum_scores(candles, params.evaluate.momentum_lookback), params.risk)
+    closes = holdout_closes(frames, start)
+    bnh_equity, bnh_trades = evaluate.buy_and_hold_equity(closes.to_numpy(), params.trade.starting_cash,
+                                                          params.fees.taker)
+    flat_eq, flat_trades = evaluate.flat_equity(len(result.equity), params.trade.starting_cash)
+    n_trials = int(json.loads(paths.train_metrics.read_text()).get("optuna_n_trials", 1))
     metrics.update({f"holdout_{k}": v for k, v in result.metrics.items()})
+    metrics.update(evaluate.trading_metrics(np.array(result.equity), _trades(result.fills), ppy, n_trials, "holdout"))
+    metrics.update(evaluate.trading_metrics(np.array(momentum.equity), _trades(momentum.fills), ppy, 1,
+                                            "baseline_momentum"))
+    metrics.update(evaluate.trading_metrics(bnh_equity, bnh_trades, ppy, 1, "baseline_buy_and_hold"))
+    metrics.update(evaluate.trading_metrics(flat_eq, flat_trades, ppy, 1, "baseline_flat"))
+    metrics["holdout_n_trials_deflated"] = float(n_trials)
     metrics["baseline_buy_and_hold_return"] = buy_and_hold_return(candles, start_ms, params.fees.taker)
     metrics["baseline_flat_return"] = 0.0
+    log.info("evaluate: %s", evaluate.verdict(metrics))
+    metrics = _finite_or_none(metrics)
     _write_json(paths.metrics, metrics)
-    equity = pd.DataFrame({"date": pd.to_datetime(result.equity_ts, unit="ms", utc=True), "equity": result.equity})
+    dates = pd.to_datetime(result.equity_ts, unit="ms", utc=True)
+    equity = pd.DataFrame({"date": dates, "equity": result.equity, "momentum": momentum.equity,
+                           "buy_and_hold": pd.Series(bnh_equity, index=closes.index).reindex(dates).ffill().to_numpy(),
+                           "flat": flat_eq})
     _write_atomic(paths.equity_csv, lambda p: equity.to_csv(p, index=False))
+    _write_plots(paths, equity, booster, spec.names, holdout.y, holdout_prob)
     return metrics
+
+
+def _write_plots(paths: DataPaths, equity: pd.DataFrame, booster: lgb.Booster, names: tuple[str, ...],
+                 y: np.ndarray, prob: np.ndarray) -> None:
+    out = plots_dir(paths)
+    curves = {name: (equity["date"].to_numpy(), equity[col].to_numpy()) for name, col in
+              (("model", "equity"), ("momentum", "momentum"), ("buy & hold", "buy_and_hold"), ("flat", "flat"))}
+    plots.equity_plot(curves, out / "equity.png", "holdout equity, same fees (USD)")
+    plots.importance_plot(list(names), booster.feature_importance(importance_type="gain"), out / "importance.png")
+    plots.calibration_plot(y, prob, out / "calibration.png")
 
 
 # ---- register + promote ---------------------------------------------------------------------------
@@ -223,14 +337,27 @@ def register(params: Params, paths: DataPaths, settings: Settings) -> int:
         "git_sha": git_sha(), "data_hash": data_hash(params, paths), "params_hash": params.digest()[:16],
         "train_start": train_metrics["train_start"], "train_end": train_metrics["train_end"],
         "pairs": ",".join(params.pairs), "timeframe": params.data.timeframe,
+        "optuna_study": str(train_metrics.get("optuna_study", "none (optuna.n_trials = 0)")),
+        "optuna_n_trials": str(int(train_metrics.get("optuna_n_trials", 1))),
+        "cv": f"purged walk-forward, {params.cv.n_folds} folds, embargo {params.cv.embargo} candles",
     }
     exp_id = registry.ensure_experiment(params.registry.experiment, settings.artifact_root)
     metrics.update({k: v for k, v in train_metrics.items() if isinstance(v, int | float)})
+    chosen = {f"chosen.{k.removeprefix('best_')}": v for k, v in train_metrics.items() if k.startswith("best_")}
     run_id, model_uri = registry.log_training_run(
         experiment_id=exp_id, run_name=f"train-{tags['data_hash'][:8]}", booster=booster, spec_json=spec_json,
-        params=_flat_params(params), metrics=metrics, tags=tags,
-        artifacts={"metrics": paths.metrics, "equity": paths.equity_csv, "validation": paths.validation_summary},
+        params={**_flat_params(params), **chosen}, metrics=metrics,
+        tags={**tags, "verdict": evaluate.verdict(metrics)},
+        artifacts={"metrics": paths.metrics, "equity": paths.equity_csv, "validation": paths.validation_summary,
+                   "cv": cv_metrics_file(paths)},
+        plots=sorted(plots_dir(paths).glob("*.png")),
     )
     version = registry.register(model_uri, params.registry.model_name, run_id, tags)
     registry.set_alias(params.registry.model_name, "challenger", version)
+    _write_json(registered_file(paths), {"model": params.registry.model_name, "version": version, "run_id": run_id})
     return version
+
+
+def registered_file(paths: DataPaths) -> Path:
+    """The register stage's DVC output: which MLflow version this pipeline state produced."""
+    return paths.reports / "registered.json"
