@@ -64,6 +64,36 @@ def stage(
 
 
 @app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="candles: parquet, feather, Kraken OHLCVT or CryptoDataDownload CSV")],
+    timeframe: Annotated[str | None, typer.Option(help="candle interval; default: data.timeframe")] = None,
+    quarantine: Annotated[Path | None, typer.Option(help="on failure: batch + GX result + Data Docs here")] = None,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Run the data-quality gate (repair rules + Great Expectations suite) on any file; exit 1 if it fails."""
+    from market.frame import CandleDataError
+    from quality.check_file import check_file
+
+    params = _params(params_file)
+    try:
+        checked = check_file(file, params.quality, timeframe or params.data.timeframe, quarantine)
+    except CandleDataError as err:
+        console.print(f"[red]rejected:[/red] {err}")
+        raise typer.Exit(1) from None
+    for line in checked.repairs:
+        console.print(f"repair: {line}")
+    for line in checked.warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}")
+    verdict = "[green]passed[/green]" if checked.validation.success else "[red]FAILED[/red]"
+    console.print(f"{file} ({checked.format}): {verdict} — {checked.validation.summary()} "
+                  f"(GX {checked.seconds:.2f} s incl. start-up)")
+    if checked.data_docs:
+        console.print(f"quarantined: {checked.data_docs.parent.parent} (Data Docs: {checked.data_docs})")
+    if not checked.validation.success:
+        raise typer.Exit(1)
+
+
+@app.command()
 def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """A/B: shadow-run @champion and @challenger on the same unseen candles, test, move aliases."""
     from core.settings import Settings
