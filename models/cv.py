@@ -26,9 +26,14 @@ class Fold:
     test: np.ndarray
 
 
+def epoch_ns(dates: np.ndarray) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC) of datetime-like values, tz-aware or naive-as-UTC."""
+    return np.asarray(pd.DatetimeIndex(pd.to_datetime(np.asarray(dates), utc=True)).as_unit("ns").asi8)
+
+
 def candle_index(dates: np.ndarray, candle: np.timedelta64) -> np.ndarray:
     """Integer candle number of each row since the earliest row (0, 1, 2, … on the `candle` grid)."""
-    ns = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates), utc=True)).as_unit("ns").asi8
+    ns = epoch_ns(dates)
     if ns.size == 0:
         return np.empty(0, dtype=np.int64)
     return ((ns - ns.min()) // int(np.timedelta64(candle, "ns").astype(np.int64))).astype(np.int64)

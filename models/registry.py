@@ -147,6 +147,11 @@ def load_model(name: str, ref: str = "champion") -> LoadedModel:
     return LoadedModel(booster, spec, name, int(mv.version), mv.run_id or "", dict(mv.tags))
 
 
+def run_artifacts(run_id: str, folder: str | None = None) -> list[str]:
+    """Artifact paths of a run (one folder level), e.g. the plots a training run logged."""
+    return [f.path for f in MlflowClient().list_artifacts(run_id, folder)]
+
+
 def log_run_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
     """Attach a file (e.g. a drift report) to an existing run."""
     MlflowClient().log_artifact(run_id, str(path), folder)

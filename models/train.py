@@ -22,7 +22,7 @@ import optuna
 from sqlalchemy.engine import make_url
 
 from core.params import CVParams, OptunaParams, TrainParams
-from models.cv import Fold
+from models.cv import Fold, epoch_ns
 from models.dataset import Dataset
 from models.evaluate import auc, log_loss
 
@@ -188,7 +188,7 @@ def study_name(prefix: str, base: TrainParams, cv: CVParams, opt: OptunaParams, 
     digest = hashlib.sha256(json.dumps(
         [base.model_dump(mode="json"), cv.model_dump(mode="json"), opt.n_trials, opt.timeout_s],
         sort_keys=True).encode())
-    for arr in (data.X, data.y, data.date.astype("datetime64[ns]").astype(np.int64)):
+    for arr in (data.X, data.y, epoch_ns(data.date)):
         digest.update(np.ascontiguousarray(arr).tobytes())
     return f"{prefix}-{digest.hexdigest()[:16]}"
 
