@@ -5,7 +5,8 @@ negative price, a swapped label...). That is editing real prices on purpose, to 
 input the case is about; no case fabricates a price series. Text layouts live in tests/quality/corpus/.
 
 Two routes into the store are exercised:
-- file → `pipeline.stages.prepare_pair` (import, repairs, GX gate) → data/validated (the DVC store);
+- file → `pipeline.stages.prepare_pair` (import, repairs, GX gate) → the data dir (validated/ and the
+  stage's candle store; quarantine/ excluded);
 - batch → `market.store.CandleStore.upsert(validate=gate)` (what the ingest flow does), when the store
   module is present.
 Both stores are hashed before and after each case.
@@ -153,8 +154,9 @@ CASES = [
 
 
 def _tree_hash(root: Path) -> str:
+    """Every stored byte under root (validated files, the stage's candle store), quarantine excluded."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "quarantine" not in p.relative_to(root).parts):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -193,7 +195,7 @@ def test_corpus_has_at_least_30_distinct_cases() -> None:
 def test_broken_input_gives_a_clear_error_and_leaves_the_store_unchanged(
         case: Case, seeded: tuple[DataPaths, Path], tmp_path: Path) -> None:
     paths, candles = seeded
-    before = (_tree_hash(paths.root / "validated"), _tree_hash(candles))
+    before = (_tree_hash(paths.root), _tree_hash(candles))
     if case.route == "file":
         with pytest.raises(ERRORS, match=case.error):
             prepare_pair(PAIR, _source(case, tmp_path), PARAMS, paths, f"corpus-{case.id}")
@@ -205,4 +207,4 @@ def test_broken_input_gives_a_clear_error_and_leaves_the_store_unchanged(
             with pytest.raises(ERRORS, match=r"row \d+ .*(not strictly increasing|NaN|not a number)|gate failed|"
                                                "timezone-aware"):
                 CandleStore(candles).upsert(PAIR, "1h", batch, case.id, validate=lambda b: _gate(b, paths))
-    assert (_tree_hash(paths.root / "validated"), _tree_hash(candles)) == before
+    assert (_tree_hash(paths.root), _tree_hash(candles)) == before
