@@ -66,3 +66,23 @@ def test_reconcile_corrects_small_drift_and_halts_on_large() -> None:
     big = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 0.0}, {"XRP/USD": 0.5}, 10.0)
     assert big.halt and "50.00 USD" in big.reason
     assert reconcile_positions({"XRP/USD": 1.0}, {"XRP": 1.0}, {"XRP/USD": 0.5}, 10.0).drifts == ()
+
+
+def test_intent_committed_by_a_process_killed_before_addorder_is_closed_not_sent(  # type: ignore[no-untyped-def]
+        emulator, kraken_client, tmp_path: Path) -> None:
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").record_intent(OrderIntent("kf-e1", "XRP/USD", Side.BUY, 50.0), 7)
+    restarted = _broker(kraken_client, tmp_path / "l.db")  # kill -9 landed between commit and send
+    assert restarted.has_pending("XRP/USD")
+    restarted.sync()
+    assert emulator.venue.orders == {} and not restarted.has_pending("XRP/USD")
+    assert restarted.ledger.intent("kf-e1").status == "rejected"  # type: ignore[union-attr]
+
+
+def test_intent_sent_by_a_process_killed_before_it_heard_back_is_found_and_filled(  # type: ignore[no-untyped-def]
+        emulator, kraken_client, tmp_path: Path) -> None:
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").record_intent(OrderIntent("kf-f1", "XRP/USD", Side.BUY, 50.0), 7)
+    kraken_client.place_market_order("XRP/USD", Side.BUY, 50.0, "kf-f1")  # reached Kraken; then kill -9
+    restarted = _broker(kraken_client, tmp_path / "l.db")
+    restarted.sync()
+    assert len(emulator.venue.orders) == 1 and restarted.position("XRP/USD") == pytest.approx(50.0)
+    assert restarted.ledger.intent("kf-f1").status == "filled"  # type: ignore[union-attr]

@@ -106,3 +106,25 @@ def test_sqlite_runs_in_wal_with_full_sync(tmp_path: Path) -> None:
     with ledger.engine.connect() as conn:
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma synchronous")).scalar() == 2  # FULL
+
+
+def test_reconciliation_adjustment_moves_the_position_and_is_audited_in_one_transaction(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    ledger.record_intent(_buy("a"), 1)
+    ledger.record_fill(Fill("a", "XRP/USD", Side.BUY, 100.0, 0.5, 0.2, 1), "T1")
+    ledger.record_adjustment("XRP/USD", -0.25, "exchange holds 99.75")
+    reopened = Ledger(ledger_url)
+    assert reopened.position("XRP/USD") == pytest.approx(99.75)
+    assert reopened.adjustments() == [("XRP/USD", -0.25, "exchange holds 99.75")]
+    assert reopened.audit_trail("reconcile_adjust")[0][1]["quantity"] == -0.25
+
+
+def test_decisions_keep_the_model_version_that_took_them(ledger_url: str) -> None:
+    from trader.engine import Decision
+
+    ledger = Ledger(ledger_url)
+    ledger.record_decisions([Decision(1, "XRP/USD", 0.7, "buy"), Decision(1, "DOGE/USD", float("nan"),
+                                                                            "stand_aside", "warming")], 4)
+    ledger.record_decisions([Decision(2, "XRP/USD", 0.2, "sell")], 5)
+    assert Ledger(ledger_url).decisions() == [(1, "XRP/USD", "buy", 4), (1, "DOGE/USD", "stand_aside", 4),
+                                              (2, "XRP/USD", "sell", 5)]

@@ -61,7 +61,9 @@ class KrakenBroker:
     def sync(self) -> list[Fill]:
         """Resolve unknown outcomes by lookup, then record new fills from the trade history."""
         for record in self.ledger.unresolved_intents():
-            if record.status == "unknown":
+            # "new" seen here means a process died between committing the intent and hearing back
+            # from AddOrder (sync never runs inside submit): as ambiguous as a timeout
+            if record.status in ("unknown", "new"):
                 self._resolve_unknown(record.intent)
         if not self.ledger.unresolved_intents():
             return []

@@ -1,0 +1,111 @@
+"""Crash-only trader: `krakenflow trade --mode live` is killed with SIGKILL at random moments while it
+trades against the emulator, restarted each time, and must end with no lost and no duplicated order:
+every exchange order has its intent in the ledger, no client id reaches the exchange twice, and the
+ledger's fills and positions equal the exchange's trades and balances."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import SecretStr
+from tests_support import EMULATOR_KEY, EMULATOR_SECRET
+from trader_helpers import PARAMS, register_model, train_small_booster
+
+from core.settings import Settings
+from features.spec import spec_from_params
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+KILLS = 3
+
+
+def _env(tmp: Path, url: str) -> dict[str, str]:
+    env = {**os.environ, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_KRAKEN_URL": url,
+           "KRAKENFLOW_KRAKEN_KEY": EMULATOR_KEY, "KRAKENFLOW_KRAKEN_SECRET": EMULATOR_SECRET, "COLUMNS": "200"}
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def _trader(tmp: Path, params: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-c", "from cli.app import main; main()", "trade", "--mode", "live",
+           "--params", str(params), "--poll-seconds", "0.05", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp, url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _intents(ledger: Path) -> int:
+    if not ledger.exists():
+        return 0
+    try:
+        with sqlite3.connect(ledger, timeout=5) as conn:
+            return int(conn.execute("select count(*) from intents").fetchone()[0])
+    except sqlite3.OperationalError:  # schema not migrated yet
+        return 0
+
+
+def _kill_after_new_intents(proc: subprocess.Popen[str], ledger: Path, rng: random.Random) -> None:
+    """SIGKILL once this process has committed intents of its own (so it dies mid-trading), a random
+    few milliseconds later: sometimes between the commit and AddOrder, sometimes after."""
+    before, deadline = _intents(ledger), time.monotonic() + 90
+    while _intents(ledger) < before + rng.randint(1, 3) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 0.05))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_no_order(tmp_path: Path, xrp_1h) -> None:  # type: ignore[no-untyped-def]
+    from market.emulator.kraken_api import RateTier
+    from market.emulator.server import running_emulator
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["trade"].update(enter_threshold=0.5, exit_threshold=0.5)  # trade often: many chances to die mid-order
+    params["risk"].update(max_orders_per_minute=1000)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    spec = spec_from_params(PARAMS.features)
+    ledger = tmp_path / "home" / "ledger.db"
+    rng = random.Random(20261124)
+
+    with running_emulator(tier=RateTier(max_counter=1e9), seconds_per_candle=0.05) as emu:
+        emu.add_key(EMULATOR_KEY, EMULATOR_SECRET)
+        settings = Settings(home=tmp_path / "home", kraken_url=emu.url, kraken_key=SecretStr(EMULATOR_KEY),
+                            kraken_secret=SecretStr(EMULATOR_SECRET))
+        register_model(settings, train_small_booster(spec, xrp_1h), spec.to_json())
+        for _ in range(KILLS):
+            _kill_after_new_intents(_trader(tmp_path, params_file, emu.url), ledger, rng)
+        emu.venue.frozen = True  # no new candles: the last start only recovers and reconciles
+        final = _trader(tmp_path, params_file, emu.url, "--max-polls", "2")
+        out, _ = final.communicate(timeout=120)
+        assert final.returncode == 0, out[-3000:]
+        assert "halted" not in out, out[-3000:]
+
+        exchange_orders = [o for o in emu.venue.orders.values() if o.key == EMULATOR_KEY]
+        exchange_trades = {t.trade_id: t for t in emu.venue.trades.values() if t.order.key == EMULATOR_KEY}
+        balances = dict(emu.venue.account(EMULATOR_KEY))
+
+    with sqlite3.connect(ledger) as conn:
+        intents = dict(conn.execute("select client_id, status from intents").fetchall())
+        fills = dict(conn.execute("select trade_id, quantity from fills").fetchall())
+    client_ids = [o.cl_ord_id for o in exchange_orders]
+    assert len(exchange_orders) >= KILLS
+    assert len(client_ids) == len(set(client_ids)), "a client order id reached the exchange twice"
+    assert set(client_ids) <= set(intents), "an order on the exchange has no intent in the ledger"
+    assert not {s for s in intents.values() if s in ("new", "sent", "unknown", "open")}, intents
+    assert set(fills) == set(exchange_trades), "ledger fills differ from the exchange's trades"
+    for trade_id, qty in fills.items():
+        assert qty == pytest.approx(exchange_trades[trade_id].volume)
+    with sqlite3.connect(ledger) as conn:
+        adjusted = conn.execute("select count(*) from adjustments").fetchone()[0]
+    assert adjusted == 0, "positions only matched after reconciliation corrected them"
+    assert balances.get("XXRP", 0.0) >= 0 and balances.get("XXDG", 0.0) >= 0
