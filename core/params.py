@@ -56,6 +56,9 @@ class FeeParams(_Frozen):
     taker: float = Field(ge=0, lt=0.1)
     maker: float = Field(ge=0, lt=0.1)
     slippage_bps: float = Field(ge=0)
+    latency_candles: int = Field(default=0, ge=0)
+    max_volume_share: float = Field(default=1.0, gt=0, le=1)
+    volume_tiers: bool = False
 
 
 class SplitParams(_Frozen):

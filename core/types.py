@@ -32,6 +32,8 @@ class OrderIntent:
     side: Side
     quantity: float
     reason: str = ""
+    limit_price: float | None = None
+    """None: a market order; otherwise a limit order at this price (quote currency)."""
 
 
 @dataclass(frozen=True, slots=True)

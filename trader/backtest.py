@@ -16,7 +16,7 @@ from core.metrics import max_drawdown, period_returns, sharpe, total_return
 from core.params import FeeParams, RiskParams, TradeParams
 from core.types import Candle, Fill
 from features.spec import FeatureSpec
-from trader.brokers.simulated import FillModel, SimulatedBroker
+from trader.brokers.simulated import SimulatedBroker, fill_model
 from trader.engine import NON_FINITE, WARMING_UP, Decision, Engine, Scorer
 from trader.strategy import ThresholdStrategy
 
@@ -83,7 +83,7 @@ def run_backtest(
     """Replay candles through the engine. With `scores` (from `batch_scores`) the features and model
     run vectorised over the whole history; without, the engine computes them online candle by candle
     as it does when trading. Both feed the same decision code (`Engine._act`)."""
-    broker = SimulatedBroker(cash=trade.starting_cash, model=FillModel(fees.taker, fees.slippage_bps))
+    broker = SimulatedBroker(cash=trade.starting_cash, model=fill_model(fees))
     strategy = ThresholdStrategy(trade.enter_threshold, trade.exit_threshold, trade.position_fraction)
     candle_ms = round(365 * 86_400_000 / periods_per_year)
     engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts, risk=risk, candle_ms=candle_ms)

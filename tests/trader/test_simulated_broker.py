@@ -1,7 +1,7 @@
 import pytest
 
 from core.types import Candle, OrderIntent, Side
-from trader.brokers.simulated import FillModel, SimulatedBroker
+from trader.brokers.simulated import KRAKEN_SPOT_TIERS, FillModel, PairLimits, SimulatedBroker
 
 
 def _candle(ts: int, open_: float) -> Candle:
@@ -34,3 +34,69 @@ def test_sell_never_goes_short_and_other_pairs_wait() -> None:
     (fill,) = broker.on_candle("XRP/USD", _candle(1, 2.0))
     assert fill.quantity == 5.0 and broker.position("XRP/USD") == 0.0
     assert broker.cash == pytest.approx(10.0 * 0.996)
+
+
+def _bar(ts: int, open_: float, high: float, low: float, close: float, volume: float = 1e9) -> Candle:
+    return Candle(ts, open_, high, low, close, volume)
+
+
+def test_limit_buy_rests_until_the_price_trades_through_and_pays_the_maker_fee() -> None:
+    broker = SimulatedBroker(1000.0, FillModel(taker_fee=0.004, slippage_bps=10, maker_fee=0.0025))
+    broker.submit(OrderIntent("l", "XRP/USD", Side.BUY, 100.0, limit_price=0.95))
+    assert broker.on_candle("XRP/USD", _bar(1, 1.00, 1.02, 0.96, 1.0)) == []  # low 0.96 > limit
+    assert broker.has_pending("XRP/USD")
+    (fill,) = broker.on_candle("XRP/USD", _bar(2, 0.99, 1.0, 0.94, 0.97))
+    assert fill.price == 0.95 and fill.fee == pytest.approx(100 * 0.95 * 0.0025)  # no slippage on a limit
+    gap_down = SimulatedBroker(1000.0, FillModel(0.004, 10, maker_fee=0.0025))
+    gap_down.submit(OrderIntent("g", "XRP/USD", Side.BUY, 10.0, limit_price=0.95))
+    assert gap_down.on_candle("XRP/USD", _bar(1, 0.90, 0.92, 0.89, 0.9))[0].price == 0.90  # opens below: at open
+
+
+def test_limit_sell_fills_at_the_limit_or_a_better_open() -> None:
+    broker = SimulatedBroker(0.0, FillModel(0.004, 0, maker_fee=0.0025), positions={"XRP/USD": 10.0})
+    broker.submit(OrderIntent("s", "XRP/USD", Side.SELL, 10.0, limit_price=1.10))
+    assert broker.on_candle("XRP/USD", _bar(1, 1.0, 1.09, 0.99, 1.05)) == []
+    assert broker.on_candle("XRP/USD", _bar(2, 1.2, 1.25, 1.15, 1.2))[0].price == 1.2
+
+
+def test_an_order_larger_than_its_share_of_candle_volume_fills_over_several_candles() -> None:
+    broker = SimulatedBroker(10_000.0, FillModel(0.004, 0, max_volume_share=0.1))
+    broker.submit(OrderIntent("p", "XRP/USD", Side.BUY, 250.0))
+    sizes = [sum(f.quantity for f in broker.on_candle("XRP/USD", _bar(t, 1.0, 1.0, 1.0, 1.0, 1000.0)))
+             for t in range(1, 5)]
+    assert sizes == [100.0, 100.0, 50.0, 0.0] and broker.position("XRP/USD") == 250.0
+    assert not broker.has_pending("XRP/USD")
+
+
+def test_latency_delays_the_fill_by_whole_candles() -> None:
+    broker = SimulatedBroker(1000.0, FillModel(0.004, 0, latency_candles=2))
+    broker.submit(OrderIntent("a", "XRP/USD", Side.BUY, 10.0))
+    fills = [broker.on_candle("XRP/USD", _bar(t, float(t), t, t, t)) for t in range(1, 5)]
+    assert [len(f) for f in fills] == [0, 0, 1, 0] and fills[2][0].price == 3.0
+
+
+def test_orders_below_kraken_minimums_are_refused_at_submission() -> None:
+    broker = SimulatedBroker(1000.0, FillModel(0.004, 0, limits={"DOGE/USD": PairLimits(50.0, 0.5)}))
+    broker.submit(OrderIntent("small", "DOGE/USD", Side.BUY, 49.0))
+    broker.on_candle("DOGE/USD", _bar(1, 0.005, 0.005, 0.005, 0.005))
+    broker.submit(OrderIntent("cheap", "DOGE/USD", Side.BUY, 60.0))  # 60 × 0.005 = 0.30 USD < 0.5
+    assert [(i.client_id, why.split(" (")[0]) for i, why in broker.rejected] == [
+        ("small", "EOrder:Order minimum not met"), ("cheap", "EOrder:Cost minimum not met")]
+    assert not broker.has_pending("DOGE/USD") and broker.fills == []
+
+
+def test_fee_tier_falls_as_30_day_volume_grows_and_rises_again_when_it_rolls_off() -> None:
+    broker = SimulatedBroker(1e6, FillModel(0.004, 0, fee_tiers=KRAKEN_SPOT_TIERS))
+    day = 86_400_000
+
+    def buy_sell(ts: int) -> list[float]:
+        broker.submit(OrderIntent(f"b{ts}", "XRP/USD", Side.BUY, 30_000.0))
+        (buy,) = broker.on_candle("XRP/USD", _bar(ts, 1.0, 1.0, 1.0, 1.0))
+        broker.submit(OrderIntent(f"s{ts}", "XRP/USD", Side.SELL, 30_000.0))
+        (sell,) = broker.on_candle("XRP/USD", _bar(ts + 1, 1.0, 1.0, 1.0, 1.0))
+        return [round(f.fee / (f.quantity * f.price), 6) for f in (buy, sell)]
+
+    assert buy_sell(0) == [0.004, 0.0035]          # 0 USD traded, then 30k: the 10k tier
+    assert buy_sell(day) == [0.0024, 0.0024]       # 60k and 90k: the 50k tier
+    assert buy_sell(2 * day) == [0.0022, 0.0022]   # 120k and 150k: the 100k tier
+    assert buy_sell(40 * day) == [0.004, 0.0035]   # the earlier trades rolled out of the 30 days
