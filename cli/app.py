@@ -344,6 +344,35 @@ def backtest(
 
 
 @app.command()
+def ingest(
+    pair: Annotated[list[str] | None, typer.Option(help="pair(s), e.g. XRP/USD; default: params.yaml pairs")] = None,
+    timeframe: Annotated[list[str] | None, typer.Option(help="1h, 5m, …; default: params.yaml ingest.timeframes")]
+    = None,
+    since: Annotated[str | None, typer.Option(help="backfill from this UTC time (e.g. 2024-01-01); older than "
+                                              "Kraken's 720-candle window → rebuilt from public Trades")] = None,
+    url: Annotated[str | None, typer.Option(help="Kraken or emulator URL; default KRAKENFLOW_KRAKEN_URL")] = None,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Ingest Kraken candles into the store: OHLC window, then Trades backfill of older gaps (quality-gated)."""
+    from cli.ingest_cmd import run_ingest
+
+    run_ingest(console, _params(params_file), _paths(), pair or [], timeframe or [], since, url)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Kraken OHLCVT CSV, CryptoDataDownload CSV, freqtrade feather/parquet")],
+    pair: Annotated[str, typer.Option(help="the pair these candles are, e.g. XRP/USD")],
+    timeframe: Annotated[str | None, typer.Option(help="default: inferred from the candle spacing")] = None,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Import a history file into the candle store (quality-gated; stored candles are never changed)."""
+    from cli.ingest_cmd import run_import
+
+    run_import(console, _params(params_file), _paths(), file, pair, timeframe)
+
+
+@app.command()
 def demo(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """The whole product on the bundled real candles: pipeline flow → @champion → paper trader."""
     from cli.demo import run_demo

@@ -58,6 +58,18 @@ def timeframe_ms(timeframe: str) -> int:
     return int(timeframe_to_timedelta(timeframe) / pd.Timedelta(milliseconds=1))
 
 
+def parse_since(since: str | None) -> int | None:
+    """'2024-01-01' or any pandas timestamp text (UTC unless it says otherwise) → epoch ms."""
+    if not since:
+        return None
+    try:
+        ts = pd.Timestamp(since)
+    except ValueError:
+        raise ValueError(f"--since {since!r} is not a date/time (e.g. 2024-01-01 or 2024-01-01T12:00Z)") from None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1_000_000)
+
+
 def candles_to_frame(candles: list[Candle]) -> pd.DataFrame:
     """Candle list (ts epoch ms) → candle frame (UTC dates); the trade count is unknown from OHLC via ccxt."""
     frame = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in candles],

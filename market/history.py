@@ -79,6 +79,19 @@ def _sort_and_dedupe(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, li
     return frame.reset_index(drop=True), repairs
 
 
+def infer_timeframe(frame: pd.DataFrame, source: str) -> str:
+    """The Kraken interval name of the most common step between candles (a few gaps do not matter)."""
+    from market.frame import _TIMEFRAMES, timeframe_to_timedelta
+
+    if len(frame) < 2:
+        raise CandleDataError(f"{source}: fewer than 2 candles, cannot tell the timeframe (pass --timeframe)")
+    step = frame["date"].diff().iloc[1:].mode().iloc[0]
+    for name in _TIMEFRAMES:
+        if timeframe_to_timedelta(name) == step:
+            return name
+    raise CandleDataError(f"{source}: candles {step} apart match no Kraken interval ({', '.join(_TIMEFRAMES)})")
+
+
 def import_file(path: str | Path) -> ImportResult:
     """Read any supported candle file into the canonical frame (checked)."""
     path = Path(path)

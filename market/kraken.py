@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import ccxt
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -77,6 +78,14 @@ def make_exchange(base_url: str, api_key: str | None = None, secret: str | None 
     exchange.urls["api"] = {**exchange.urls["api"], "public": base, "private": base}  # ccxt appends /0/public/...
     logging.getLogger("ccxt").setLevel(logging.WARNING)  # DEBUG would print API-Key and API-Sign
     return exchange
+
+
+def public_client(base_url: str, timeout_ms: int = 10_000) -> KrakenClient:
+    """A key-less client for public market data. Against a remote host ccxt's pacing keeps us inside
+    Kraken's public budget (about one call per second); the loopback emulator has no public limit."""
+    host = urlparse(base_url).hostname or ""
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return KrakenClient(make_exchange(base_url, timeout_ms=timeout_ms, throttle=not loopback))
 
 
 def _translate(err: Exception) -> errors.ExchangeError:

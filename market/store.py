@@ -33,6 +33,9 @@ SAME_RTOL = 1e-9
 """Two candles are 'the same' when every OHLCV value agrees to this relative tolerance (a re-download
 through a decimal string round trip must not count as a change)."""
 
+GATE_CONTEXT_CANDLES = 24
+"""Stored candles on each side of a batch that the validator sees with it."""
+
 ConflictPolicy = Literal["replace", "keep"]
 """replace: the batch wins for a candle already stored (the exchange is the authority on its own candles);
 keep: stored candles are never changed, the disagreement is only counted (history imports)."""
@@ -227,12 +230,14 @@ class CandleStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def upsert(self, pair: str, timeframe: str, batch: pd.DataFrame, source: str,
-               policy: ConflictPolicy = "replace", validate: Validator | None = None) -> UpsertReport:
+               policy: ConflictPolicy = "replace", validate: Validator | None = None,
+               progress: Callable[[int], None] | None = None) -> UpsertReport:
         """Check the batch (and run `validate`, e.g. the quality gate) before anything is touched, then
-        merge month by month; months whose content is unchanged are not written at all."""
+        merge month by month; months whose content is unchanged are not written at all. `progress` is
+        told the candles of each month as it is done."""
         clean = to_store_schema(batch, source)
         if validate is not None:
-            validate(clean)
+            validate(self.with_neighbours(pair, timeframe, clean))
         folder = self.series_dir(pair, timeframe)
         totals = np.zeros(4, dtype=int)
         written: list[str] = []
@@ -245,8 +250,21 @@ class CandleStore:
                 if result.changed:
                     _write_atomic(path, result.frame)
                     written.append(str(path))
+                if progress is not None:
+                    progress(len(part))
         added, replaced, unchanged, kept = (int(x) for x in totals)
         return UpsertReport(pair, timeframe, len(clean), added, replaced, unchanged, kept, tuple(written))
+
+    def with_neighbours(self, pair: str, timeframe: str, batch: pd.DataFrame) -> pd.DataFrame:
+        """The batch between the stored candles just outside it (up to GATE_CONTEXT_CANDLES each side),
+        so the gate sees a jump or hole at the seams and a one-candle batch still has a step to measure."""
+        step = timeframe_to_timedelta(timeframe)
+        first, last = batch["date"].iloc[0], batch["date"].iloc[-1]
+        before = self.read(pair, timeframe, first - GATE_CONTEXT_CANDLES * step, first - step)
+        after = self.read(pair, timeframe, last + step, last + GATE_CONTEXT_CANDLES * step)
+        if before.empty and after.empty:
+            return batch
+        return pd.concat([before, batch, after], ignore_index=True)
 
     def read(self, pair: str, timeframe: str, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
              contiguous: bool = False) -> pd.DataFrame:
