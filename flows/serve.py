@@ -11,6 +11,7 @@ from typing import Any
 from prefect import serve
 
 from flows.drift import drift_flow
+from flows.ingest import ingest_deployments  # ingest-5m every 5 minutes, ingest-1h hourly
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
 
 SCHEDULES = {
@@ -33,4 +34,5 @@ def build_deployments(params_file: str = "params.yaml", data_dir: str = "data") 
 
 def serve_all(params_file: str = "params.yaml", data_dir: str = "data") -> None:
     """Block and run scheduled flow runs; Ctrl-C leaves schedules active (pause_on_shutdown off)."""
-    serve(*build_deployments(params_file, data_dir), pause_on_shutdown=False)
+    serve(*build_deployments(params_file, data_dir), *ingest_deployments(params_file, data_dir),
+          pause_on_shutdown=False)

@@ -91,12 +91,21 @@ def _artifact(key: str) -> str:
     return str(found.json()[0]["data"])
 
 
+def _deployment(deployment_id: object) -> dict:
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    found = httpx.get(f"{PREFECT_API_URL.value().rstrip('/')}/deployments/{deployment_id}", timeout=30)
+    found.raise_for_status()
+    return dict(found.json())
+
+
 @pytest.mark.slow
-def test_ingest_flow_writes_an_artifact_and_a_second_run_in_the_same_candle_is_cached(
+def test_ingest_flow_writes_an_artifact_is_cached_within_a_candle_and_deploys_on_schedules(
         emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.ingest import ingest_flow
+    from flows.ingest import ingest_deployments, ingest_flow
 
     data = tmp_path / "data"
     with prefect_test_harness(server_startup_timeout=180):
@@ -110,5 +119,10 @@ def test_ingest_flow_writes_an_artifact_and_a_second_run_in_the_same_candle_is_c
         assert second == first and emulator.faults.pending()  # cached: Kraken was not asked again
 
         markdown = _artifact("krakenflow-ingest")
+        deployments = {d.name: d for d in ingest_deployments("params.yaml", "data")}
+        ids = {name: d.apply() for name, d in deployments.items()}
+        schedules = {name: _deployment(i)["schedules"][0]["schedule"]["cron"] for name, i in ids.items()}
+        assert _deployment(ids["ingest-5m"])["parameters"]["timeframes"] == ["5m"]
+    assert schedules == {"ingest-5m": "*/5 * * * *", "ingest-1h": "2 * * * *"}
     assert "| XRP/USD | 1h | 720 |" in markdown and "rebuilt from Trades" in markdown
     assert len(CandleStore(data / "store").read("DOGE/USD", "1h", contiguous=True)) == 720
