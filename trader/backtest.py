@@ -6,7 +6,6 @@ the numbers a model is judged by come from the same code that trades it.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -36,14 +35,16 @@ class BacktestResult:
 
 def merge_by_time(candles: Mapping[str, Sequence[Candle]]) -> Iterator[tuple[str, int, Candle]]:
     """All pairs' candles in time order (ties by pair name), with each candle's index in its pair's
-    sequence: how a multi-pair feed arrives."""
-    streams = [_tagged(pair, seq) for pair, seq in sorted(candles.items())]
-    for _, pair, index, candle in heapq.merge(*streams, key=lambda t: (t[0], t[1])):
-        yield pair, index, candle
-
-
-def _tagged(pair: str, seq: Sequence[Candle]) -> Iterator[tuple[int, str, int, Candle]]:
-    return ((c.ts, pair, i, c) for i, c in enumerate(seq))
+    sequence: how a multi-pair feed arrives. The order is one stable numpy sort, not a per-candle heap."""
+    pairs = sorted(candles)
+    seqs = [candles[p] for p in pairs]
+    empty = np.empty(0, np.int64)
+    ts = np.concatenate([empty, *(np.fromiter((c.ts for c in seq), np.int64, len(seq)) for seq in seqs)])
+    tag = np.concatenate([empty, *(np.full(len(seq), k, np.int64) for k, seq in enumerate(seqs))])
+    index = np.concatenate([empty, *(np.arange(len(seq), dtype=np.int64) for seq in seqs)])
+    order = np.lexsort((tag, ts))
+    for k, i in zip(tag[order].tolist(), index[order].tolist(), strict=True):
+        yield pairs[k], i, seqs[k][i]
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,14 @@ def run_backtest(
     engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts, risk=risk, candle_ms=candle_ms)
     eq_ts: list[int] = []
     eq: list[float] = []
+    probs = {pair: s.prob.tolist() for pair, s in scores.items()} if scores is not None else {}
     for pair, index, candle in merge_by_time(candles):
         if eq_ts and candle.ts != eq_ts[-1]:
             eq.append(engine.equity())  # the previous timestamp is complete: mark it
         if scores is None:
             engine.on_candle(pair, candle)
         else:
-            engine.on_scored_candle(pair, candle, float(scores[pair].prob[index]), scores[pair].why_not[index])
+            engine.on_scored_candle(pair, candle, probs[pair][index], scores[pair].why_not[index])
         if candle.ts >= trade_from_ts and (not eq_ts or eq_ts[-1] != candle.ts):
             eq_ts.append(candle.ts)
     if len(eq) < len(eq_ts):
