@@ -22,7 +22,7 @@ from core.params import IngestParams
 from core.types import Candle
 from market import errors
 from market.kraken import KrakenClient, TradesPage
-from market.store import CandleStore, Gap, UpsertReport, Validator
+from market.store import CandleStore, Gap, UpsertReport, Validator, find_gaps
 
 Progress = Callable[[str, int], None]
 """progress(what, candles): called after every stored batch (what: 'ohlc' or 'trades')."""
@@ -155,16 +155,19 @@ class BudgetExhausted(errors.ExchangeError):
     """The run's Trades request budget ran out; what was fetched is stored, the next run continues."""
 
 
-def _ranges_to_fill(gaps: list[Gap], newest_ms: int | None, start_ms: int | None, window_ms: int,
+def _ranges_to_fill(gaps: list[Gap], stored_ms: tuple[int, int] | None, since_ms: int | None, window_ms: int,
                     step_ms: int) -> list[tuple[int, int]]:
     """[from, to) ms ranges older than the OHLC window that the store lacks: holes in the stored series,
-    and the stretch from the newest stored candle (or `since`) to the window's first candle."""
+    the stretch from `since` to the oldest stored candle, and from the newest stored one to the window.
+    `stored_ms` is (oldest, newest) stored candle open time, None for an empty series."""
     ranges = [(int(g.after.value // 1_000_000) + step_ms, int(g.before.value // 1_000_000)) for g in gaps]
-    head = start_ms if start_ms is not None else (newest_ms + step_ms if newest_ms is not None else None)
-    if head is not None and head < window_ms:
-        ranges.append((head, window_ms))
-    clipped = [(a, min(b, window_ms)) for a, b in ranges if a < window_ms]
-    return sorted(set(clipped))
+    if stored_ms is None:
+        ranges += [(since_ms, window_ms)] if since_ms is not None else []
+    else:
+        oldest, newest = stored_ms
+        ranges += [(since_ms, oldest)] if since_ms is not None and since_ms < oldest else []
+        ranges.append((newest + step_ms, window_ms))
+    return sorted({(lo, min(hi, window_ms)) for lo, hi in ranges if lo < min(hi, window_ms)})
 
 
 def ingest_pair(client: KrakenClient, store: CandleStore, pair: str, timeframe: str, limits: IngestParams,
@@ -174,11 +177,12 @@ def ingest_pair(client: KrakenClient, store: CandleStore, pair: str, timeframe: 
     lacks; every batch passes `validate` (the quality gate) before it is merged."""
     step_ms = timeframe_ms(timeframe)
     report = IngestReport(pair, timeframe)
-    gaps = store.gap_report(pair, timeframe)
+    stored = store.read(pair, timeframe)
+    gaps = find_gaps(stored, timeframe)
     report.gaps_before = [str(g) for g in gaps]
-    newest = store.last_date(pair, timeframe)
-    newest_ms = int(newest.value // 1_000_000) if newest is not None else None
-    ask_from = since_ms if since_ms is not None else newest_ms
+    stored_ms = None if stored.empty else (int(stored["date"].iloc[0].value // 1_000_000),
+                                           int(stored["date"].iloc[-1].value // 1_000_000))
+    ask_from = stored_ms[1] if stored_ms is not None else since_ms
     window = client.fetch_candles(pair, timeframe, since_ms=ask_from)
     if window:
         report.ohlc_candles = len(window)
@@ -188,7 +192,7 @@ def ingest_pair(client: KrakenClient, store: CandleStore, pair: str, timeframe: 
             progress("ohlc", len(window))
     window_ms = window[0].ts if window else (ask_from or 0) + step_ms
     pages_left = [limits.max_trade_pages]
-    for lo, hi in _ranges_to_fill(gaps, newest_ms, since_ms, window_ms, step_ms):
+    for lo, hi in _ranges_to_fill(gaps, stored_ms, since_ms, window_ms, step_ms):
         try:
             _backfill_range(client, store, report, pair, timeframe, (lo, hi), limits, pages_left, validate,
                             progress, sleep)

@@ -171,3 +171,15 @@ def test_trades_aggregate_into_the_candles_they_came_from(xrp_1h: pd.DataFrame) 
     out = trades_to_candles(ts, price, amount, 3_600_000)
     _assert_same_candles(out, xrp_1h.iloc[:48].reset_index(drop=True))
     assert out["trades"].tolist() == [4] * 48
+
+
+def test_rerun_with_since_asks_only_for_what_the_store_lacks(emulator, kraken_client, store) -> None:
+    emulator.advance(1000)
+    dates = _replayed(emulator)["date"]
+    since = dates[emulator.venue.cursor - 900].value // 1_000_000
+    ingest_pair(kraken_client, store, "XRP/USD", "1h", LIMITS, since_ms=since)
+    again = ingest_pair(kraken_client, store, "XRP/USD", "1h", LIMITS, since_ms=since)
+    assert (again.trade_pages, again.added, again.files_written) == (0, 0, 0)
+    older = ingest_pair(kraken_client, store, "XRP/USD", "1h", LIMITS,
+                        since_ms=dates[emulator.venue.cursor - 1000].value // 1_000_000)
+    assert (older.backfilled_candles, older.added, older.gaps_after) == (100, 100, [])
