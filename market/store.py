@@ -118,6 +118,8 @@ def merge_candles(stored: pd.DataFrame, batch: pd.DataFrame, policy: ConflictPol
     """Pure upsert keyed on `date`. Both frames are in the store schema (ascending, unique dates).
     New dates are added; a stored date is replaced only under `replace` and only when it differs.
     A known trade count is never replaced by an unknown one."""
+    if stored.empty:
+        return MergeResult(batch.reset_index(drop=True), len(batch), 0, 0, 0)
     in_store = batch["date"].isin(stored["date"]).to_numpy()
     overlap_new = batch.loc[in_store].reset_index(drop=True)
     overlap_old = stored.loc[stored["date"].isin(overlap_new["date"])].reset_index(drop=True)
@@ -148,8 +150,7 @@ def split_by_month(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if frame.empty:
         return {}
     dates = frame["date"]
-    months = dates.dt.tz_localize(None).dt.to_period("M")
-    codes = months.to_numpy()
+    codes = dates.dt.tz_convert(None).to_numpy().astype("datetime64[M]")
     starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
     ends = [*starts[1:], len(frame)]
     return {month_key(dates.iloc[s]): frame.iloc[s:e] for s, e in zip(starts, ends, strict=True)}
