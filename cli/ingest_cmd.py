@@ -59,10 +59,14 @@ def run_ingest(console: Console, params: Any, paths: Any, pairs: list[str], time
                 with _progress(console) as bar:
                     task = bar.add_task(f"{pair} {tf} ← {url}",
                                         total=_expected_candles(store, client, pair, tf, since_ms))
+
+                    def advance(_what: str, n: int, bar: Progress = bar, task: Any = task) -> None:
+                        bar.advance(task, n)
+
                     reports.append(ingest_pair(
                         client, store, pair, tf, params.ingest, since_ms=since_ms,
                         validate=store_gate(params, tf, f"{pair.replace('/', '-')}-{tf}", paths, run_id),
-                        progress=lambda _what, n, task=task: bar.advance(task, n)))
+                        progress=advance))
     except (ExchangeError, CandleDataError, DataQualityError, ValueError) as err:
         _fail(console, err)
     _print_ingest(console, reports, store)
