@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     kraken_url: str = KRAKEN_PUBLIC_URL
     kraken_key: SecretStr | None = None
     kraken_secret: SecretStr | None = None
+    kraken_throttle: bool = True
+    """ccxt's client-side pacing (about one call per second); off only where the server paces itself
+    (the emulator enforces Kraken's rate counter) or a higher Kraken tier allows it."""
     mlflow_tracking_uri: str | None = None
     mlflow_registry_uri: str | None = None
     prefect_api_url: str | None = None

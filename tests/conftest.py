@@ -35,6 +35,18 @@ def doge_1h() -> pd.DataFrame:
     return pd.read_parquet(SAMPLE / "binance" / "DOGE_USDT-1h.parquet")
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow sqlite database with its schema migrated: copying it into a test's home saves the
+    ~2 s of MLflow's own migrations per test (the copy is an ordinary, untouched MLflow database)."""
+    from models import registry
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    registry.configure(f"sqlite:///{db}")
+    registry.alias_version("none", "champion")  # first use creates and migrates the schema
+    return db
+
+
 @pytest.fixture
 def krakenflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private KRAKENFLOW_HOME (MLflow sqlite, ledger, Prefect home) for one test."""

@@ -53,7 +53,7 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
     if settings.kraken_key is None or settings.kraken_secret is None:
         raise ValueError("live trading needs KRAKENFLOW_KRAKEN_KEY and KRAKENFLOW_KRAKEN_SECRET")
     exchange = make_exchange(settings.kraken_url, settings.kraken_key.get_secret_value(),
-                             settings.kraken_secret.get_secret_value(), throttle=throttle)
+                             settings.kraken_secret.get_secret_value(), throttle=throttle and settings.kraken_throttle)
     return KrakenClient(exchange)
 
 

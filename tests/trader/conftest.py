@@ -3,6 +3,7 @@ the trader at the emulator."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,9 @@ from features.spec import spec_from_params
 
 
 @pytest.fixture
-def settings(tmp_path: Path, emulator, xrp_1h: pd.DataFrame) -> Settings:  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path, emulator, xrp_1h: pd.DataFrame, mlflow_template: Path) -> Settings:  # type: ignore[no-untyped-def]
     """A registry holding one real @champion, and settings pointing the trader at the emulator."""
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     s = Settings(home=tmp_path, kraken_url=emulator.url, kraken_key=SecretStr(EMULATOR_KEY),
                  kraken_secret=SecretStr(EMULATOR_SECRET), ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
     spec = spec_from_params(PARAMS.features)
