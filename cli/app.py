@@ -361,7 +361,8 @@ def ingest(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Kraken OHLCVT CSV, CryptoDataDownload CSV, freqtrade feather/parquet")],
+    file: Annotated[Path, typer.Argument(help="Kraken OHLCVT CSV, Kraken trades CSV (needs --timeframe), "
+                                         "CryptoDataDownload CSV, freqtrade feather/parquet")],
     pair: Annotated[str, typer.Option(help="the pair these candles are, e.g. XRP/USD")],
     timeframe: Annotated[str | None, typer.Option(help="default: inferred from the candle spacing")] = None,
     params_file: ParamsOpt = Path("params.yaml"),

@@ -94,7 +94,7 @@ def run_import(console: Console, params: Any, paths: Any, file: Path, pair: str,
 
     store = candle_store(params, paths)
     try:
-        imported = import_file(file)
+        imported = import_file(file, timeframe)
         tf = timeframe or infer_timeframe(imported.frame, str(file))
         run_id = "import-" + time.strftime("%Y%m%dT%H%M%S")
         with _progress(console) as bar:

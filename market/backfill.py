@@ -21,6 +21,7 @@ import pandas as pd
 from core.params import IngestParams
 from core.types import Candle
 from market import errors
+from market.history import trades_to_candles
 from market.kraken import KrakenClient, TradesPage
 from market.store import CandleStore, Gap, UpsertReport, Validator, find_gaps
 
@@ -76,23 +77,6 @@ def candles_to_frame(candles: list[Candle]) -> pd.DataFrame:
                          columns=["ts", "open", "high", "low", "close", "volume"])
     frame.insert(0, "date", pd.to_datetime(frame.pop("ts"), unit="ms", utc=True))
     return frame
-
-
-def trades_to_candles(ts_ms: np.ndarray, price: np.ndarray, amount: np.ndarray, step_ms: int) -> pd.DataFrame:
-    """Trades (epoch ms, quote per base, base amount; time-ordered) → one candle per bucket that has
-    trades: open = first price, high/low = extremes, close = last, volume = Σ amount, trades = count."""
-    buckets = ts_ms // step_ms * step_ms
-    starts = np.flatnonzero(np.concatenate([[True], buckets[1:] != buckets[:-1]])) if len(buckets) else np.array([])
-    ends = np.append(starts[1:], len(buckets)).astype(int)
-    starts = starts.astype(int)
-    frame = pd.DataFrame({
-        "date": pd.to_datetime(buckets[starts], unit="ms", utc=True),
-        "open": price[starts], "high": np.maximum.reduceat(price, starts) if len(starts) else [],
-        "low": np.minimum.reduceat(price, starts) if len(starts) else [], "close": price[ends - 1],
-        "volume": np.add.reduceat(amount, starts) if len(starts) else [], "trades": ends - starts,
-    })
-    return frame.astype({"open": "float64", "high": "float64", "low": "float64", "close": "float64",
-                         "volume": "float64", "trades": "int64"})
 
 
 @dataclass

@@ -70,3 +70,42 @@ def test_timeframe_of_irregular_candles_is_refused(xrp_1h: pd.DataFrame) -> None
 def test_shared_one_minute_file_starting_off_the_hour_is_1m() -> None:
     frame = import_file(SHARED / "binance" / "XRP_USDT-1m.feather").frame
     assert len(frame) == 43_200 and infer_timeframe(frame, "1m") == "1m"
+
+
+def _trades_csv_from_real_candles(frame: pd.DataFrame, path: Path) -> Path:
+    """Kraken's trade-history layout (unix s, price, volume; no header) with four prints per real candle
+    (open, high, low, close at quarter-hour offsets, a quarter of its volume each) — the same deterministic
+    derivation the emulator uses: no Kraken tick file is bundled, so the prints are shaped by real candles."""
+    rows = []
+    for c in frame.itertuples():
+        t0 = c.date.value // 1_000_000_000
+        rows += [f"{t0 + i * 900},{p!r},{c.volume / 4!r}" for i, p in enumerate((c.open, c.high, c.low, c.close))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_kraken_trades_file_aggregates_into_the_candles_of_the_asked_timeframe(
+        xrp_1h: pd.DataFrame, tmp_path: Path) -> None:
+    real = xrp_1h.iloc[:48].reset_index(drop=True)
+    path = _trades_csv_from_real_candles(real, tmp_path / "XRPUSD.csv")
+    hourly = import_file(path, "1h")
+    assert hourly.format == "kraken_trades" and "aggregated 192 trades into 48 1h candles" in hourly.repairs[0]
+    pd.testing.assert_frame_equal(hourly.frame.drop(columns="trades"), real, check_exact=False, rtol=1e-12)
+    four_hourly = import_file(path, "4h").frame
+    expected = real.resample("4h", on="date").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).reset_index()
+    pd.testing.assert_frame_equal(four_hourly.drop(columns="trades"), expected, check_exact=False, rtol=1e-12)
+    assert four_hourly["trades"].tolist() == [16] * 12
+
+
+def test_kraken_trades_file_needs_a_timeframe_and_clean_rows(xrp_1h: pd.DataFrame, tmp_path: Path) -> None:
+    path = _trades_csv_from_real_candles(xrp_1h.iloc[:3], tmp_path / "XRPUSD.csv")
+    with pytest.raises(CandleDataError, match="pass --timeframe"):
+        import_file(path)
+    lines = path.read_text().splitlines()
+    (tmp_path / "bad.csv").write_text("\n".join([*lines[:5], "1698800000,abc,1.0", *lines[5:]]) + "\n")
+    with pytest.raises(CandleDataError, match=r"bad.csv: row 5: .*not time,price,volume"):
+        import_file(tmp_path / "bad.csv", "1h")
+    (tmp_path / "shuffled.csv").write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    with pytest.raises(CandleDataError, match=r"shuffled.csv: row 1: trades not in time order"):
+        import_file(tmp_path / "shuffled.csv", "1h")

@@ -126,3 +126,17 @@ def test_ingest_flow_writes_an_artifact_is_cached_within_a_candle_and_deploys_on
     assert schedules == {"ingest-5m": "*/5 * * * *", "ingest-1h": "2 * * * *"}
     assert "| XRP/USD | 1h | 720 |" in markdown and "rebuilt from Trades" in markdown
     assert len(CandleStore(data / "store").read("DOGE/USD", "1h", contiguous=True)) == 720
+
+
+def test_import_a_kraken_trades_file_needs_and_uses_the_timeframe(data_dir: Path, xrp_1h: pd.DataFrame,
+                                                                  tmp_path: Path) -> None:
+    # Four prints per real candle (o, h, l, c): no Kraken tick file is bundled (see test_history.py).
+    lines = [f"{c.date.value // 10**9 + i * 900},{p!r},{c.volume / 4!r}" for c in xrp_1h.iloc[:24].itertuples()
+             for i, p in enumerate((c.open, c.high, c.low, c.close))]
+    trades = tmp_path / "XRPUSD.csv"
+    trades.write_text("\n".join(lines) + "\n")
+    code, out = _cli("import", str(trades), "--pair", "XRP/USD")
+    assert code == 2 and "pass --timeframe" in out
+    code, out = _cli("import", str(trades), "--pair", "XRP/USD", "--timeframe", "1h")
+    assert code == 0 and "(kraken_trades) as XRP/USD 1h: 24 added" in out
+    assert _store(data_dir).read("XRP/USD", "1h")["trades"].tolist() == [4] * 24
