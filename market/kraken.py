@@ -231,15 +231,20 @@ class KrakenClient:
 
 
 def finished_candles(rows: list[list[Any]], timeframe: str) -> list[Candle]:
-    """ccxt OHLCV rows → Candles: drop Kraken's unfinished last candle, sort, drop duplicate times."""
+    """ccxt OHLCV rows → Candles: drop Kraken's unfinished last candle, sort, drop repeated identical
+    candles; two different candles under one time cannot both be true, so that is an error."""
     if not rows:
         return []
     try:
-        parsed = sorted({int(r[0]): r for r in rows}.items())
-        candles = [Candle(ts, float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for ts, r in parsed]
+        by_ts: dict[int, Candle] = {}
+        for r in rows:
+            candle = Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
+            if by_ts.setdefault(candle.ts, candle) != candle:
+                raise errors.BadMarketData(f"OHLC {timeframe}: two different candles at {candle.ts} ms "
+                                           f"({by_ts[candle.ts]} vs {candle})")
     except (TypeError, ValueError, IndexError) as err:
         raise errors.BadMarketData(f"OHLC rows not numeric: {err}") from None
-    return candles[:-1]
+    return [by_ts[ts] for ts in sorted(by_ts)][:-1]
 
 
 def parse_trades_page(raw: Any, market_id: str, pair: str) -> TradesPage:

@@ -183,3 +183,14 @@ def test_rerun_with_since_asks_only_for_what_the_store_lacks(emulator, kraken_cl
     older = ingest_pair(kraken_client, store, "XRP/USD", "1h", LIMITS,
                         since_ms=dates[emulator.venue.cursor - 1000].value // 1_000_000)
     assert (older.backfilled_candles, older.added, older.gaps_after) == (100, 100, [])
+
+
+def test_two_different_candles_at_one_time_are_refused(kraken_client, store) -> None:  # type: ignore[no-untyped-def]
+    from market.kraken import finished_candles
+
+    rows = [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in kraken_client.fetch_candles("XRP/USD", "1h")]
+    assert len(finished_candles([*rows, rows[-3]], "1h")) == len(rows) - 1  # an identical repeat is harmless
+    # the same candle time with its close moved by 1 %: stands in for a venue answering two versions
+    conflicting = [*rows, [*rows[-3][:4], rows[-3][4] * 1.01, rows[-3][5]]]
+    with pytest.raises(errors.BadMarketData, match="two different candles at"):
+        finished_candles(conflicting, "1h")
