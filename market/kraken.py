@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -144,6 +145,16 @@ class KrakenClient:
     def __init__(self, exchange: ccxt.kraken) -> None:
         self.exchange = exchange
         self._markets_loaded = False
+
+    def key_id(self) -> str:
+        """A short fingerprint of the API key (never the key): names per-key state such as the nonce."""
+        return hashlib.sha256(str(self.exchange.apiKey).encode()).hexdigest()[:12]
+
+    def use_nonce(self, durable_next: Callable[[int], int]) -> None:
+        """Kraken rejects a nonce not above the key's last one, also after a restart or a clock step back.
+        `durable_next(floor)` returns a number above all it returned before (across restarts) and ≥ floor,
+        the wall-clock milliseconds ccxt would have used."""
+        self.exchange.nonce = lambda: durable_next(int(self.exchange.milliseconds()))
 
     def load_markets(self) -> dict[str, Any]:
         markets = _read(self.exchange.load_markets)

@@ -59,12 +59,15 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
 
 def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
                  clock: Callable[[], float] = time.monotonic) -> LiveSession:
-    """Refuse withdraw-capable keys, load the model (spec-hash checked), wire broker + ledger + engine."""
+    """Refuse withdraw-capable keys, load the model (spec-hash checked), wire broker + ledger + engine.
+    Nonces come from the ledger's durable counter before the first private call."""
+    ledger = Ledger(settings.ledger_uri)
+    nonce_name = f"kraken_nonce:{client.key_id()}"
+    client.use_nonce(lambda floor: ledger.next_counter(nonce_name, at_least=floor))
     if client.key_can_withdraw():
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
     model = trading_model(registry.load_model(params.registry.model_name, model_ref))
-    ledger = Ledger(settings.ledger_uri)
     broker = KrakenBroker(client, ledger, model.version)
     strategy = ThresholdStrategy(params.trade.enter_threshold, params.trade.exit_threshold,
                                  params.trade.position_fraction)

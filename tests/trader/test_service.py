@@ -43,3 +43,23 @@ def test_withdraw_capable_key_is_refused(settings: Settings, emulator) -> None: 
     client = KrakenClient(make_exchange(emulator.url, "w", EMULATOR_SECRET, throttle=False))
     with pytest.raises(UnsafeKeyError, match="may withdraw"):
         open_session(PARAMS, settings, client)
+
+
+def test_nonces_keep_rising_across_a_restart_whose_clock_stepped_back(settings: Settings, emulator) -> None:  # type: ignore[no-untyped-def]
+    from tests_support import EMULATOR_KEY
+
+    from market.errors import InvalidNonce
+
+    def client_an_hour_behind() -> KrakenClient:
+        exchange = make_exchange(emulator.url, EMULATOR_KEY, EMULATOR_SECRET, throttle=False)
+        wall = exchange.milliseconds
+        exchange.milliseconds = lambda: wall() - 3_600_000  # NTP stepped the clock back an hour
+        return KrakenClient(exchange)
+
+    first = open_session(PARAMS, settings, KrakenClient(make_exchange(emulator.url, EMULATOR_KEY, EMULATOR_SECRET,
+                                                                      throttle=False)))
+    first.loop.client.balances()
+    with pytest.raises(InvalidNonce):  # what ccxt's wall-clock nonce does after the step back
+        client_an_hour_behind().balances()
+    restarted = open_session(PARAMS, settings, client_an_hour_behind())  # the ledger's counter leads
+    assert "ZUSD" in str(emulator.venue.account(EMULATOR_KEY)) and restarted.loop.client.balances()["USD"] > 0
