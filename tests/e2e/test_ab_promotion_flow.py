@@ -25,6 +25,7 @@ def _params(**train: object) -> Params:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample"] = {k: str(ROOT / v) for k, v in raw["data"]["sample"].items()}
     raw["train"].update(train)
+    raw["optuna"] = {**raw.get("optuna", {}), "n_trials": 0}  # two hand-picked models, not two searches
     raw["promotion"]["n_boot"] = 500
     return parse_params(raw)
 
