@@ -183,12 +183,17 @@ def trade(
                                                    "default: the day after the model's training window")] = None,
     poll_seconds: Annotated[float, typer.Option(help="live: seconds between polls")] = 30.0,
     max_polls: Annotated[int | None, typer.Option(help="live: stop after this many polls")] = None,
+    adopt_exchange_positions: Annotated[bool, typer.Option(
+        help="live: at start-up take the exchange's balances as the truth whatever the difference "
+             "(audited), e.g. after a human checked a reconciliation halt")] = False,
+    status_port: Annotated[int, typer.Option(help="live: serve the dashboard, /status and /metrics on "
+                                             "127.0.0.1:PORT (0 = off)")] = 0,
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
     params = _params(params_file)
     if mode == "live":
-        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions)
+        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port)
         return
     if mode != "paper":
         console.print(f"[red]error:[/red] --mode must be paper or live, got {mode!r}")
@@ -203,27 +208,30 @@ def trade(
     print_trade_report(report)
 
 
-def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool) -> None:
+def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool,
+                status_port: int) -> None:
     from core.settings import Settings
     from market.errors import ExchangeError
-    from trader.service import UnsafeKeyError, connect, open_session, run
+    from trader.service import UnsafeKeyError, connect, open_session, run, serve_status
 
     settings = Settings()
     try:
         client = connect(settings)
         session = open_session(params, settings, client, model)
     except (ValueError, LookupError, UnsafeKeyError, ExchangeError) as err:
-    adopt_exchange_positions: Annotated[bool, typer.Option(
-        help="live: at start-up take the exchange's balances as the truth whatever the difference "
-             "(audited), e.g. after a human checked a reconciliation halt")] = False,
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "
                   f"{session.model_name} v{session.model_version}; ledger {settings.ledger_uri}")
+    if status_port:
+        serve_status(session, "127.0.0.1", status_port)
+        console.print(f"dashboard http://127.0.0.1:{status_port}/ (also /status, /metrics, /healthz)")
     try:
         run(session, poll_seconds, max_polls, adopt_exchange_positions=adopt)
     except KeyboardInterrupt:
         console.print("stopped; open intents stay in the ledger and are looked up on the next start")
+    if session.engine.halted:
+        console.print(f"[red]halted:[/red] {session.engine.halted}")
     fills = session.broker.ledger.fills()
     console.print(f"{len(fills)} fills in the ledger; positions: "
                   + ", ".join(f"{p} {session.broker.position(p):.4f}" for p in params.pairs))
@@ -254,8 +262,6 @@ ASSET_CODES = {"USD": "ZUSD", "XRP": "XXRP", "DOGE": "XXDG", "XDG": "XXDG"}
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
     out = {}
-    if session.engine.halted:
-        console.print(f"[red]halted:[/red] {session.engine.halted}")
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
@@ -371,6 +377,36 @@ def import_(
     from cli.ingest_cmd import run_import
 
     run_import(console, _params(params_file), _paths(), file, pair, timeframe)
+
+
+@app.command()
+def dashboard(
+    ledger: Annotated[str | None, typer.Option(help="ledger URL (sqlite:///… or postgresql://…) or a SQLite "
+                                               "file; default: KRAKENFLOW_LEDGER_URL or .krakenflow/ledger.db")] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8050,
+    params_file: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Serve a trader's ledger: decisions with the model version that took them, fills, positions, audit
+    trail; plus /status (JSON) and /metrics (Prometheus). Read-only."""
+    import uvicorn
+
+    from core.settings import Settings
+    from trader.api import make_app
+    from trader.ledger import Ledger
+    from trader.status import snapshot
+
+    params = _params(params_file)
+    url = ledger or Settings().ledger_uri
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).resolve()}"
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        console.print(f"[red]error:[/red] no ledger at {url}: run a trader first (e.g. `make demo`) or pass --ledger")
+        raise typer.Exit(2)
+    book = Ledger(url)
+    console.print(f"dashboard of {url} on http://{host}:{port}/ (also /status, /metrics); Ctrl-C stops it")
+    uvicorn.run(make_app(lambda: snapshot(book, params.pairs), "krakenflow ledger"), host=host, port=port,
+                log_level="warning")
 
 
 @app.command()

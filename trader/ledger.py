@@ -168,6 +168,24 @@ class Ledger:
                                        decisions.c.model_version).order_by(decisions.c.id)).all()
         return [(r.ts, r.pair, r.action, r.model_version) for r in rows]
 
+    def recent_decisions(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` decisions, newest first, with probability and reason (for the dashboard)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(decisions).order_by(decisions.c.id.desc()).limit(limit)).mappings().all()
+        return [{k: r[k] for k in ("ts", "pair", "prob", "action", "reason", "model_version")} for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Decisions by action, intents by status, audit rows by kind: what /metrics exports as counters."""
+        with self.engine.connect() as conn:
+            return {name: {str(k): int(n) for k, n in conn.execute(select(col, func.count()).group_by(col))}
+                    for name, col in (("decisions", decisions.c.action), ("intents", intents.c.status),
+                                      ("audit", audit.c.kind))}
+
+    def recent_audit(self, limit: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).all()
+        return [{"at": r.at.isoformat(), "kind": r.kind, "detail": json.loads(r.detail)} for r in rows]
+
     def set_balances(self, amounts: dict[str, float]) -> None:
         now = _now()
         with self.engine.begin() as conn:

@@ -6,6 +6,7 @@ only unwrapped at the ccxt boundary; they are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -26,6 +27,7 @@ from trader.live import LiveLoop
 from trader.model import trading_model
 from trader.reconcile import Reconciliation, reconcile_with_exchange
 from trader.reload import ModelWatcher, ReloadRefused, load_for_swap, warm_states
+from trader.status import LiveView, snapshot
 from trader.strategy import ThresholdStrategy
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class LiveSession:
     model_version: int
     live: LiveParams
     watcher: ModelWatcher | None = None
+    last_poll_unix: float = 0.0
+    last_equity: float = float("nan")
+    last_cash: float = float("nan")
 
     @property
     def engine(self) -> Engine:
@@ -149,6 +154,7 @@ def run(session: LiveSession, poll_seconds: float, max_polls: int | None = None,
             log.warning("poll failed (%s in a row): %s", failures, err)
         finally:
             _record_decisions(session)
+        _note_poll(session)
         polls += 1
         if after_poll is not None:
             after_poll(polls)
@@ -176,3 +182,32 @@ def _record_decisions(session: LiveSession) -> None:
     engine = session.engine
     session.broker.ledger.record_decisions(engine.decisions, engine.model_version)
     engine.decisions.clear()
+
+
+def _note_poll(session: LiveSession) -> None:
+    """Figures the status thread may read: it must never call the exchange itself (one caller per key
+    keeps nonces in order), so the trading thread leaves them here after each poll."""
+    with contextlib.suppress(*TRANSIENT):  # else shown as of the last poll that could read them
+        session.last_cash, session.last_equity = session.broker.cash, session.engine.equity()
+    session.last_poll_unix = time.time()
+
+
+def live_view(session: LiveSession) -> LiveView:
+    return LiveView("live", session.model_name, session.model_version, session.last_equity, session.last_cash,
+                    session.engine.halted, session.last_poll_unix)
+
+
+def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread:
+    """The dashboard, /status and /metrics of this trader on a daemon thread (read-only; its own
+    ledger connection pool). Imported lazily: a trader without a status port never loads FastAPI."""
+    import uvicorn
+
+    from trader.api import make_app
+
+    pairs = list(session.loop.pairs)
+    app = make_app(lambda: snapshot(session.broker.ledger, pairs, live_view(session)),
+                   f"krakenflow trader — {session.model_name}")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="status-api", daemon=True)
+    thread.start()
+    return thread

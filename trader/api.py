@@ -1,0 +1,113 @@
+"""The trader's HTTP face: a self-refreshing dashboard page, /status (JSON), /metrics (Prometheus) and
+/healthz. Read-only: nothing here can place, cancel or change anything.
+
+`krakenflow dashboard` serves it over any ledger; `krakenflow trade --mode live --status-port N` serves it
+from inside the running trader, with its equity, halt state and model version added.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+Snapshot = Callable[[], dict[str, Any]]
+
+
+class SnapshotCollector:
+    """Prometheus metrics computed from one snapshot per scrape (no state kept between scrapes)."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snap()
+        position = GaugeMetricFamily("krakenflow_position", "Base-coin position per pair (ledger)", labels=["pair"])
+        for pair, qty in s["positions"].items():
+            position.add_metric([pair], qty)
+        yield position
+        for name, label in (("decisions", "action"), ("intents", "status"), ("audit", "kind")):
+            family = CounterMetricFamily(f"krakenflow_{name}", f"Ledger {name} by {label}", labels=[label])
+            for key, n in sorted(s["counts"][name].items()):
+                family.add_metric([key], n)
+            yield family
+        yield CounterMetricFamily("krakenflow_fees_paid_usd", "Fees paid on all fills (quote)", value=s["fees_paid"])
+        live = s["live"]
+        if live:
+            yield GaugeMetricFamily("krakenflow_equity_usd", "Cash plus positions at the last close (quote)",
+                                    value=live["equity"])
+            yield GaugeMetricFamily("krakenflow_halted", "1 while trading is halted", value=float(bool(live["halted"])))
+            yield GaugeMetricFamily("krakenflow_model_version", "Registry version trading now",
+                                    value=float(live["model_version"] or 0))
+            yield GaugeMetricFamily("krakenflow_seconds_since_poll", "Seconds since the last finished poll",
+                                    value=max(0.0, time.time() - live["last_poll_unix"]))
+
+
+def make_app(snap: Snapshot, title: str = "krakenflow trader") -> FastAPI:
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(snap))  # type: ignore[arg-type]
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        live = snap()["live"]
+        halted = bool(live and live["halted"])
+        return JSONResponse({"ok": not halted, "halted": live["halted"] if live else ""},
+                            status_code=503 if halted else 200)
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return snap()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return render_page(snap(), title)
+
+    return app
+
+
+def _when(ts_ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts_ms / 1000))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body or '<tr><td>—</td></tr>'}</table>"
+
+
+def render_page(s: dict[str, Any], title: str) -> str:
+    """One self-contained page (no scripts from elsewhere), refreshing itself every 10 s."""
+    live = s["live"]
+    state = ("<p class=bad>HALTED: " + html.escape(live["halted"]) + "</p>") if live and live["halted"] else ""
+    head = (f"<p>{live['mode']} · model {html.escape(live['model_name'])} v{live['model_version']} · equity "
+            f"{live['equity']:,.2f} USD · cash {live['cash']:,.2f} USD</p>" if live else
+            "<p>ledger view (no trader attached)</p>")
+    sections = [
+        ("Positions", _table(["pair", "quantity"], [[p, f"{q:.6f}"] for p, q in s["positions"].items()])),
+        ("Decisions (newest first, with the model version that took them)", _table(
+            ["candle (UTC)", "pair", "prob", "action", "reason", "model"],
+            [[_when(d["ts"]), d["pair"], "" if d["prob"] is None else f"{d['prob']:.3f}", d["action"], d["reason"],
+              d["model_version"]] for d in s["decisions"]])),
+        (f"Fills ({s['n_fills']}, fees {s['fees_paid']:,.2f} USD)", _table(
+            ["time (UTC)", "pair", "side", "qty", "price", "fee", "client id"],
+            [[_when(f["ts"]), f["pair"], f["side"], f"{f['quantity']:.4f}", f"{f['price']:.5f}", f"{f['fee']:.4f}",
+              f["client_id"]] for f in s["fills"]])),
+        ("Audit trail", _table(["at", "kind", "detail"], [[a["at"], a["kind"], a["detail"]] for a in s["audit"]])),
+    ]
+    style = ("body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}.bad{color:#b00;font-weight:bold}")
+    body = "".join(f"<h2>{html.escape(h)}</h2>{t}" for h, t in sections)
+    return (f"<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=10>"
+            f"<title>{html.escape(title)}</title><style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{state}{head}{body}<p><a href=/status>/status</a> · <a href=/metrics>/metrics</a></p></body></html>")
