@@ -36,8 +36,8 @@ def real_5m(pair: str) -> pd.DataFrame:
     return pd.read_feather(SAMPLE / f"{pair}_USDT-5m.feather")
 
 
-def tiled(frame: pd.DataFrame, n: int, start: str = "2025-01-01") -> pd.DataFrame:
-    """`n` candles made of copies of a real series, price-continuous, on a 1-minute grid."""
+def tiled(frame: pd.DataFrame, n: int, start: str = "2025-01-01", freq: str = "min") -> pd.DataFrame:
+    """`n` candles made of copies of a real series, price-continuous, on a grid of `freq` (1 minute)."""
     cols = ["open", "high", "low", "close", "volume"]
     base = frame[cols].to_numpy()
     parts, scale = [], 1.0
@@ -48,7 +48,7 @@ def tiled(frame: pd.DataFrame, n: int, start: str = "2025-01-01") -> pd.DataFram
         scale = part[-1, 3] / base[0, 0]
     data = np.vstack(parts)[:n]
     out = pd.DataFrame(data, columns=cols)
-    out.insert(0, "date", pd.date_range(start, periods=n, freq="min", tz="UTC"))
+    out.insert(0, "date", pd.date_range(start, periods=n, freq=freq, tz="UTC"))
     return out
 
 

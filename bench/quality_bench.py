@@ -16,25 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.engine_bench import tiled
 from core.params import load_params
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "binance"
 PARAMS = load_params(Path(__file__).resolve().parent.parent / "params.yaml")
-COLS = ["open", "high", "low", "close", "volume"]
-
-
-def tiled(frame: pd.DataFrame, n: int, start: str = "2010-01-01") -> pd.DataFrame:
-    """`n` candles made of price-continuous copies of a real series, on a 5-minute grid."""
-    base = frame[COLS].to_numpy()
-    parts, scale = [], 1.0
-    while sum(len(p) for p in parts) < n:
-        part = base.copy()
-        part[:, :4] *= scale
-        parts.append(part)
-        scale = part[-1, 3] / base[0, 0]
-    out = pd.DataFrame(np.vstack(parts)[:n], columns=COLS)
-    out.insert(0, "date", pd.date_range(start, periods=n, freq="5min", tz="UTC"))
-    return out
 
 
 def _timed(fn) -> tuple[float, object]:  # type: ignore[no-untyped-def]
@@ -49,7 +35,7 @@ def _gate_rows() -> list[dict]:
     xrp_5m = pd.read_feather(SAMPLE / "XRP_USDT-5m.feather")
     startup, _ = _timed(lambda: validate_candles(xrp_5m.iloc[:100], PARAMS.quality, "5m", "warm-up"))
     real, res = _timed(lambda: validate_candles(xrp_5m.iloc[:60_000], PARAMS.quality, "5m", "XRP-USD"))
-    big = tiled(xrp_5m, 1_000_000)
+    big = tiled(xrp_5m, 1_000_000, start="2010-01-01", freq="5min")
     million, res_big = _timed(lambda: validate_candles(big, PARAMS.quality, "5m", "XRP-USD"))
     assert res.success and res_big.success, (res.summary(), res_big.summary())  # type: ignore[attr-defined]
     return [
