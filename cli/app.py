@@ -159,12 +159,17 @@ def _print_trained(result: dict[str, Any]) -> None:
     for p in result["prepared"]:
         table.add_row(p["pair"], str(p["rows"]), p["first"], p["last"], p["summary"])
     console.print(table)
+    from models.evaluate import verdict
+
     m = result["metrics"]
+    momentum = m.get("baseline_momentum_net_return")
     console.print(
         f"holdout: AUC {m['holdout_auc']:.3f}, model net return {m['holdout_net_return']:+.2%}, "
         f"max drawdown {m['holdout_max_drawdown']:.2%}, {int(m['holdout_n_round_trips'])} round trips; "
         f"buy & hold {m['baseline_buy_and_hold_return']:+.2%}, flat +0.00%"
+        + (f", momentum {momentum:+.2%}" if momentum is not None else "")
     )
+    console.print(f"verdict: {verdict(m)}")
     console.print(f"registered version {result['version']} as @challenger")
 
 

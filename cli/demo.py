@@ -20,6 +20,7 @@ CHALLENGER_EXPERIMENT = {"num_leaves": 31, "learning_rate": 0.05}
 def _experiment_params(params_file: Path, home: Path) -> Path:
     raw = yaml.safe_load(params_file.read_text())
     raw["train"].update(CHALLENGER_EXPERIMENT)
+    raw.setdefault("optuna", {})["n_trials"] = 0  # exactly these knobs, not a search that starts from them
     path = home / "demo-challenger-params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -65,7 +66,9 @@ def run_demo(console: Console, params_file: Path) -> None:
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
         f"Prefect UI:  PREFECT_HOME={home / 'prefect'} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
-        f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json)",
+        f"Dashboard:   .venv/bin/krakenflow dashboard --ledger {live['ledger']}  → http://127.0.0.1:8050 "
+        f"(the live trader's decisions with model versions, fills, audit; /metrics for Prometheus)\n"
+        f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json, drift.html)",
         title="krakenflow demo done",
     ))
 
@@ -95,7 +98,7 @@ def ingest_from_emulator(console: Console, params_file: Path, params: Any, data_
     return reports
 
 
-def live_against_emulator(console: Console, params_file: Path, settings: Settings) -> dict[str, float]:
+def live_against_emulator(console: Console, params_file: Path, settings: Settings) -> dict[str, Any]:
     """Start the Kraken emulator in-process at the first candle the champion never saw, and run the
     live trader (ccxt, HMAC auth, ledger) against it in lock-step with the replay clock."""
     import base64
@@ -150,4 +153,4 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     console.print(f"live (ccxt → local Kraken emulator at {emulator.url}, model v{session.model_version}): "
                   f"{len(fills)} fills over {steps} candles per pair; equity {equity:,.2f} USD "
                   f"({equity / params.trade.starting_cash - 1:+.2%}); ledger {ledger}")
-    return {"equity": equity, "fills": float(len(fills)), "candles": float(steps)}
+    return {"equity": equity, "fills": float(len(fills)), "candles": float(steps), "ledger": str(ledger)}
