@@ -44,5 +44,9 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH)
 
+## reliability: the crash-only test with 40 SIGKILLs instead of 5 (minutes, not part of `make test`)
+reliability: $(STAMP)
+	KRAKENFLOW_CRASH_KILLS=40 $(BIN)/python -m pytest -q tests/e2e/test_crash_recovery.py
+
 clean-state:
 	rm -rf .krakenflow data/raw data/validated data/features data/models data/reports

@@ -28,7 +28,8 @@ from market.emulator.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-KILLS = 5
+KILLS = int(os.environ.get("KRAKENFLOW_CRASH_KILLS", "5"))
+"""5 in `make test`; `make reliability` runs the same test with many more."""
 
 
 def _env(tmp: Path, url: str) -> dict[str, str]:
