@@ -198,8 +198,9 @@ def live_view(session: LiveSession) -> LiveView:
 
 
 def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread:
-    """The dashboard, /status and /metrics of this trader on a daemon thread (read-only; its own
-    ledger connection pool). Imported lazily: a trader without a status port never loads FastAPI."""
+    """The dashboard, /status and /metrics of this trader on a daemon thread (read-only; it shares the
+    ledger's thread-safe connection pool). Imported lazily: a trader without a status port never loads
+    FastAPI."""
     import uvicorn
 
     from trader.api import make_app
