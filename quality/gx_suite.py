@@ -68,6 +68,15 @@ def _dates(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["date"], utc=True, errors="coerce")
 
 
+def _gaps_in_candles(epoch_s: np.ndarray, step_s: float) -> np.ndarray:
+    """Candles since the previous row (NaN for the first). A lone candle has no predecessor, so no gap and
+    no step to judge: it counts as one step (a wrong timeframe needs two candles to show; e.g. the newest
+    candle of a new series must still pass the gate)."""
+    if len(epoch_s) == 1:
+        return np.ones(1)
+    return np.concatenate([[np.nan], np.diff(epoch_s) / step_s]) if len(epoch_s) else np.empty(0)
+
+
 def derived_columns(frame: pd.DataFrame, timeframe: str, now: pd.Timestamp) -> pd.DataFrame:
     """The frame plus the derived columns GX validates (pure; the input is not modified)."""
     step = timeframe_to_timedelta(timeframe)
@@ -81,7 +90,7 @@ def derived_columns(frame: pd.DataFrame, timeframe: str, now: pd.Timestamp) -> p
     out = frame.copy(deep=False)
     if "trades" not in out:
         out["trades"] = np.nan  # optional column: present-but-empty keeps the schema rule exact
-    out["gap_candles"] = np.concatenate([[np.nan], np.diff(epoch_s) / step_s]) if len(out) else []
+    out["gap_candles"] = _gaps_in_candles(epoch_s, step_s)
     out["grid_offset_s"] = np.mod(epoch_s - anchor_s, step_s)
     out["abs_log_return"] = np.abs(np.concatenate([[np.nan], np.diff(log_close)])) if len(out) else []
     out["seconds_ahead"] = epoch_s - (now - pd.Timestamp(0, tz="UTC")).total_seconds()

@@ -100,3 +100,11 @@ def test_prepare_stage_reports_repairs_and_warnings_of_a_passing_file(tmp_path: 
     assert prepared.rows == 600
     assert [r for r in prepared.repairs if not r.startswith("store:")] == []  # nothing repaired, no warning
     assert paths.validated("BTC/USD", "1m").exists()
+
+
+def test_a_lone_real_candle_passes_but_not_off_its_grid(xrp_1h: pd.DataFrame) -> None:
+    """The newest candle of a new series arrives alone: there is no step to judge, but the grid still is."""
+    lone = xrp_1h.iloc[100:101].reset_index(drop=True)
+    assert validate_candles(lone, RULES, "1h", "XRP-USD", now=NOW).success
+    shifted = lone.assign(date=lone["date"] + pd.Timedelta(minutes=7))
+    assert "candles sit on the timeframe grid" in _names(validate_candles(shifted, RULES, "1h", "XRP-USD", now=NOW))
