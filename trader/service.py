@@ -42,7 +42,6 @@ class LiveSession:
     loop: LiveLoop
     broker: KrakenBroker
     model_name: str
-    model_version: int
     live: LiveParams
     watcher: ModelWatcher | None = None
     last_poll_unix: float = 0.0
@@ -52,6 +51,11 @@ class LiveSession:
     @property
     def engine(self) -> Engine:
         return self.loop.engine
+
+    @property
+    def model_version(self) -> int | None:
+        """The registry version trading now (the engine's; it changes on a hot reload)."""
+        return self.engine.model_version
 
 
 def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
@@ -85,7 +89,7 @@ def open_session(params: Params, settings: Settings, client: KrakenClient, model
     # a pinned version (`--model 12`) is never swapped; an alias is followed
     watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, params.live.model_check_every_s,
                                                             clock)
-    return LiveSession(loop, broker, model.name, model.version, params.live, watcher)
+    return LiveSession(loop, broker, model.name, params.live, watcher)
 
 
 def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reconciliation:
@@ -110,10 +114,11 @@ def maybe_reload(session: LiveSession) -> bool:
         ledger.audit("model_reload_refused", {"version": version, "reason": str(err)})
         log.warning("model reload refused, v%s keeps trading: %s", session.model_version, err)
         return False
+    previous = session.model_version
     engine.swap_model(model.spec, model.score, model.version, states)
-    ledger.audit("model_reloaded", {"from": session.model_version, "to": version, "same_spec": same_spec})
-    log.info("model %s: v%s → v%s between candles", session.model_name, session.model_version, version)
-    session.broker.model_version = session.model_version = version
+    session.broker.model_version = version  # intents from now on name the new version
+    ledger.audit("model_reloaded", {"from": previous, "to": version, "same_spec": same_spec})
+    log.info("model %s: v%s → v%s between candles", session.model_name, previous, version)
     return True
 
 
