@@ -4,59 +4,89 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_CANDLES = 100_000  # ~11 years of 1h candles: any horizon, window or period beyond this is a typo
+MAX_USD = 1e12         # cash and notionals: far above any account, far below float trouble
+Candles = Annotated[int, Field(ge=1, le=MAX_CANDLES)]
+PAIR = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")  # ccxt's unified Kraken symbol, e.g. XRP/USD, 1INCH/EUR
+
+
+def _mentions_bool(annotation: Any) -> bool:
+    return annotation is bool or any(_mentions_bool(a) for a in get_args(annotation))
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    """Base of every section. No inf/NaN: one such value turns a whole paper run's P&L into nan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads yes/no/on/off as booleans and pydantic would take them as 1/0: refuse them unless
+        the field is a bool."""
+        items = value if isinstance(value, list | tuple) else (value,)
+        annotation = cls.model_fields[info.field_name or ""].annotation
+        if any(isinstance(v, bool) for v in items) and not _mentions_bool(annotation):
+            raise PydanticCustomError("bool_refused", "must be a number, not a boolean (yes/no/on/off/true/false "
+                                      "are booleans in YAML: write the number)")
+        return value
 
 
 class DataParams(_Frozen):
     timeframe: str = Field(pattern=r"^\d+[mhd]$")
     sample: dict[str, str]
 
+    @field_validator("sample")
+    @classmethod
+    def _kraken_pairs(cls, sample: dict[str, str]) -> dict[str, str]:
+        """Every pair key ends up in store paths, ccxt calls and the trader: a malformed one fails late."""
+        if not sample:
+            raise ValueError("names no pair: add at least one `BASE/QUOTE: path/to/candles.parquet` line")
+        for pair in sample:
+            if not PAIR.match(pair):
+                raise ValueError(f"pair {pair!r} is not in ccxt's unified form BASE/QUOTE "
+                                 "(upper-case letters/digits, e.g. 'XRP/USD')")
+        return sample
+
 
 class QualityParams(_Frozen):
-    max_gap_candles: int = Field(ge=1)
-    max_abs_log_return: float = Field(gt=0)
+    max_gap_candles: Candles
+    max_abs_log_return: float = Field(gt=0, le=10)
     max_zero_volume_share: float = Field(ge=0, le=1)
 
 
 class DriftParams(_Frozen):
     share_threshold: float = Field(gt=0, le=1)
-    min_rows: int = Field(ge=10)
-    recent_candles: int = Field(ge=10)
+    min_rows: int = Field(ge=10, le=MAX_CANDLES)
+    recent_candles: int = Field(ge=10, le=MAX_CANDLES)
 
 
 class FeatureParams(_Frozen):
-    return_lags: tuple[int, ...] = Field(min_length=1)
-    ema_spans: tuple[int, ...] = Field(min_length=1)
-    rsi_period: int = Field(ge=2)
-    volatility_window: int = Field(ge=2)
-    volume_span: int = Field(ge=2)
-
-    @model_validator(mode="after")
-    def _positive_windows(self) -> FeatureParams:
-        for name in ("return_lags", "ema_spans"):
-            if any(v < 1 for v in getattr(self, name)):
-                raise ValueError(f"{name} must hold integers ≥ 1")
-        return self
+    return_lags: tuple[Candles, ...] = Field(min_length=1)
+    ema_spans: tuple[Candles, ...] = Field(min_length=1)
+    rsi_period: int = Field(ge=2, le=MAX_CANDLES)
+    volatility_window: int = Field(ge=2, le=MAX_CANDLES)
+    volume_span: int = Field(ge=2, le=MAX_CANDLES)
 
 
 class LabelParams(_Frozen):
-    horizon: int = Field(ge=1)
-    min_net_return: float
+    horizon: Candles
+    min_net_return: float = Field(ge=-1, le=1)  # a log return; beyond ±1 no candle (or every one) is labelled 1
 
 
 class FeeParams(_Frozen):
     taker: float = Field(ge=0, lt=0.1)
     maker: float = Field(ge=0, lt=0.1)
-    slippage_bps: float = Field(ge=0)
-    latency_candles: int = Field(default=0, ge=0)
+    slippage_bps: float = Field(ge=0, le=1000)  # 10 % per fill is already absurd
+    latency_candles: int = Field(default=0, ge=0, le=MAX_CANDLES)
     max_volume_share: float = Field(default=1.0, gt=0, le=1)
     volume_tiers: bool = False
 
@@ -66,35 +96,35 @@ class SplitParams(_Frozen):
 
 
 class TrainParams(_Frozen):
-    num_leaves: int = Field(ge=2)
+    num_leaves: int = Field(ge=2, le=131_072)  # LightGBM's own maximum
     learning_rate: float = Field(gt=0, le=1)
-    n_estimators: int = Field(ge=1)
-    min_child_samples: int = Field(ge=1)
+    n_estimators: int = Field(ge=1, le=100_000)
+    min_child_samples: int = Field(ge=1, le=1_000_000)
     feature_fraction: float = Field(gt=0, le=1)
     bagging_fraction: float = Field(gt=0, le=1)
-    bagging_freq: int = Field(ge=0)
-    lambda_l2: float = Field(ge=0)
-    seed: int
+    bagging_freq: int = Field(ge=0, le=100_000)
+    lambda_l2: float = Field(ge=0, le=10_000)
+    seed: int = Field(ge=0, le=2**31 - 1)  # LightGBM takes a C int, numpy/Optuna a non-negative seed
 
 
 class CVParams(_Frozen):
     """Purged walk-forward CV inside the training period (models/cv.py)."""
 
-    n_folds: int = Field(default=4, ge=1)
-    embargo: int = Field(default=24, ge=0)  # candles dropped after the purge; must be ≥ label.horizon
+    n_folds: int = Field(default=4, ge=1, le=100)
+    embargo: int = Field(default=24, ge=0, le=MAX_CANDLES)  # candles dropped after the purge; must be ≥ label.horizon
 
 
 class OptunaParams(_Frozen):
     """Hyper-parameter search. n_trials 0 = use `train:` unchanged. A timeout makes runs depend on
     machine speed (not reproducible), so the pipeline default is none."""
 
-    n_trials: int = Field(default=0, ge=0)
-    timeout_s: float | None = Field(default=None, gt=0)
+    n_trials: int = Field(default=0, ge=0, le=10_000)
+    timeout_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
     storage: str | None = None  # RDB URL (sqlite:///…, postgresql://…); None = data/models/optuna.db
 
 
 class EvaluateParams(_Frozen):
-    momentum_lookback: int = Field(default=24, ge=1)  # candles: the naive momentum baseline's window
+    momentum_lookback: int = Field(default=24, ge=1, le=MAX_CANDLES)  # candles: the naive momentum baseline's window
 
 
 class RegistryParams(_Frozen):
@@ -103,18 +133,18 @@ class RegistryParams(_Frozen):
 
 
 class PromotionParams(_Frozen):
-    min_holdout_trades: int = Field(ge=0)
+    min_holdout_trades: int = Field(ge=0, le=MAX_CANDLES)
     alpha: float = Field(gt=0, lt=1)
-    min_periods: int = Field(ge=10)
+    min_periods: int = Field(ge=10, le=MAX_CANDLES)
     max_drawdown: float = Field(gt=0, le=1)
-    n_boot: int = Field(ge=100)
+    n_boot: int = Field(ge=100, le=100_000)
 
 
 class TradeParams(_Frozen):
     enter_threshold: float = Field(gt=0, lt=1)
     exit_threshold: float = Field(gt=0, lt=1)
     position_fraction: float = Field(gt=0, le=1)
-    starting_cash: float = Field(gt=0)
+    starting_cash: float = Field(gt=0, le=MAX_USD)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> TradeParams:
@@ -125,20 +155,20 @@ class TradeParams(_Frozen):
 
 class RiskParams(_Frozen):
     max_position_fraction: float = Field(gt=0, le=1)
-    max_order_notional: float = Field(gt=0)
+    max_order_notional: float = Field(gt=0, le=MAX_USD)
     daily_loss_limit: float = Field(gt=0, le=1)
     max_drawdown: float = Field(gt=0, le=1)
-    max_orders_per_minute: int = Field(ge=1)
-    stale_after_candles: int = Field(ge=1)
+    max_orders_per_minute: int = Field(ge=1, le=1000)
+    stale_after_candles: Candles
 
 
 class LiveParams(_Frozen):
     """The live trader service's housekeeping (seconds of wall-clock time, USD)."""
 
-    reconcile_every_s: float = Field(ge=0)
-    reconcile_halt_usd: float = Field(ge=0)
-    model_check_every_s: float = Field(ge=0)
-    dead_man_s: int = Field(ge=0)
+    reconcile_every_s: float = Field(ge=0, le=86_400)
+    reconcile_halt_usd: float = Field(ge=0, le=MAX_USD)
+    model_check_every_s: float = Field(ge=0, le=86_400)
+    dead_man_s: int = Field(ge=0, le=86_400)  # Kraken's CancelAllOrdersAfter takes at most a day
 
 
 class StoreParams(_Frozen):
@@ -151,10 +181,10 @@ class IngestParams(_Frozen):
     """Market-data ingestion (market/backfill.py). Pages are Kraken public Trades calls (≤ 1000 trades)."""
 
     timeframes: tuple[str, ...] = Field(default=("1h",), min_length=1)
-    max_trade_pages: int = Field(default=2000, ge=0)     # per pair and run: bounds one backfill's requests
-    rate_limit_retries: int = Field(default=3, ge=0)     # EAPI:Rate limit exceeded → pause, then retry this often
-    rate_limit_pause_s: float = Field(default=5.0, ge=0)  # seconds to wait after a rate-limit answer
-    store_every_candles: int = Field(default=5000, ge=1)  # backfill: validate + store this many candles at once
+    max_trade_pages: int = Field(default=2000, ge=0, le=1_000_000)  # per pair and run: bounds one backfill's requests
+    rate_limit_retries: int = Field(default=3, ge=0, le=100)  # EAPI:Rate limit exceeded → pause, then retry this often
+    rate_limit_pause_s: float = Field(default=5.0, ge=0, le=3600)  # seconds to wait after a rate-limit answer
+    store_every_candles: Candles = 5000  # backfill: validate + store this many candles at once
 
 
 class Params(_Frozen):
@@ -183,6 +213,16 @@ class Params(_Frozen):
             raise ValueError(f"cv.embargo ({self.cv.embargo} candles) must be ≥ label.horizon ({self.label.horizon})")
         return self
 
+    @model_validator(mode="after")
+    def _position_within_risk_cap(self) -> Params:
+        """Otherwise the risk check refuses every buy the strategy sizes: a trader that never trades."""
+        if self.trade.position_fraction > self.risk.max_position_fraction:
+            raise ValueError(
+                f"trade.position_fraction ({self.trade.position_fraction}) is above risk.max_position_fraction "
+                f"({self.risk.max_position_fraction}): the trader would size every buy above its own risk cap "
+                "(lower trade.position_fraction or raise risk.max_position_fraction)")
+        return self
+
     @property
     def pairs(self) -> tuple[str, ...]:
         return tuple(self.data.sample)
@@ -205,8 +245,14 @@ def _describe(err: ValidationError, source: str) -> str:
             lines.append(f"{source}: unknown key {key!r} (remove it or check its spelling)")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing key {key!r}")
+        elif e["type"] == "int_parsing_size":  # e.g. 1.0e+26 for a candle count: pydantic's words mislead
+            lines.append(f"{source}: {key} is far too large for an integer (got {e.get('input')!r}): "
+                         "use a realistic value")
+        elif e["type"] == "value_error":  # our own validators: the message says it all, the input is a section
+            lines.append(f"{source}: {key + ' ' if key else ''}{e['ctx']['error']}")
         else:
-            lines.append(f"{source}: {key} {e['msg'].lower()} (got {e.get('input')!r})")
+            msg = e["msg"][:1].lower() + e["msg"][1:]
+            lines.append(f"{source}: {key} {msg} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -219,12 +265,48 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise ParamsError(_describe(err, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a repeated key: PyYAML silently keeps the last one, so an edit to the
+    first copy would do nothing."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} on line {line} (first on line {seen[key]}): keep one",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; a directory, an unreadable or a binary file is a ParamsError, not a traceback."""
+    if path.is_dir():
+        raise ParamsError(f"{path}: is a directory, not a params file (pass the params.yaml inside it)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found (run from the project root or pass --params)") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {err.start}); is it a binary file? "
+                          "pass the YAML params file") from None
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     return parse_params(raw, str(path))
