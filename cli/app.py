@@ -217,24 +217,33 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
                 status_port: int) -> None:
     from core.settings import Settings
     from market.errors import ExchangeError
-    from trader.service import UnsafeKeyError, connect, open_session, run, serve_status
+    from trader.ledger import LedgerError, LedgerLocked, safe_url
+    from trader.service import StatusPortError, UnsafeKeyError, connect, open_session, run, serve_status
 
     settings = Settings()
     try:
         client = connect(settings)
         session = open_session(params, settings, client, model)
-    except (ValueError, LookupError, UnsafeKeyError, ExchangeError) as err:
+    except (ValueError, LookupError, UnsafeKeyError, ExchangeError, LedgerError, LedgerLocked) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "
-                  f"{session.model_name} v{session.model_version}; ledger {settings.ledger_uri}")
-    if status_port:
-        serve_status(session, "127.0.0.1", status_port)
-        console.print(f"dashboard http://127.0.0.1:{status_port}/ (also /status, /metrics, /healthz)")
+                  f"{session.model_name} v{session.model_version}; ledger {safe_url(settings.ledger_uri)}")
     try:
+        if status_port:
+            serve_status(session, "127.0.0.1", status_port)
+            console.print(f"dashboard http://127.0.0.1:{status_port}/ (also /status, /metrics, /healthz)")
         run(session, poll_seconds, max_polls, adopt_exchange_positions=adopt)
+    except StatusPortError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("stopped; open intents stay in the ledger and are looked up on the next start")
+    except ExchangeError as err:  # not transient (e.g. the key was revoked): stop with the reason
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    finally:
+        session.close()
     if session.engine.halted:
         console.print(f"[red]halted:[/red] {session.engine.halted}")
     fills = session.broker.ledger.fills()

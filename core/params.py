@@ -169,6 +169,12 @@ class LiveParams(_Frozen):
     reconcile_halt_usd: float = Field(ge=0, le=MAX_USD)
     model_check_every_s: float = Field(ge=0, le=86_400)
     dead_man_s: int = Field(ge=0, le=86_400)  # Kraken's CancelAllOrdersAfter takes at most a day
+    lookup_window_s: float = Field(default=90.0, ge=0, le=86_400)
+    """An order whose AddOrder answer was lost is taken as absent only after this long (and min_lookups
+    lookups by cl_ord_id): longer than any plausible processing delay. Until then its pair is blocked."""
+    min_lookups: int = Field(default=3, ge=1, le=1000)
+    watchdog_s: float = Field(default=300.0, ge=0, le=86_400)
+    """/healthz says the trading loop is hung when one poll runs longer than this (0 = off)."""
 
 
 class StoreParams(_Frozen):

@@ -71,6 +71,7 @@ def make_exchange(base_url: str, api_key: str | None = None, secret: str | None 
     """ccxt kraken pointed at `base_url` (Kraken's or the emulator's), ccxt retries off. `throttle`
     keeps ccxt's client-side pacing (about one call per second on Kraken); tests of the emulator turn
     it off to reach its rate counter."""
+    check_base_url(base_url)
     exchange = ccxt.kraken({
         "apiKey": api_key or "", "secret": secret or "", "timeout": timeout_ms,
         "enableRateLimit": throttle, "options": {"maxRetriesOnFailure": 0},
@@ -193,16 +194,40 @@ class KrakenClient:
         return {asset: float(total) for asset, total in raw.get("total", {}).items() if total is not None}
 
     def place_market_order(self, pair: str, side: Side, quantity: float, client_id: str) -> str:
-        """Send AddOrder once. Ambiguous failures raise OrderOutcomeUnknown (never retried here)."""
+        """Send AddOrder once, never retried. Kraken's own refusals (EOrder:, EAPI:, invalid arguments…)
+        raise our typed errors: nothing was placed. Everything else — timeouts, 5xx, EService, a garbled
+        or txid-less answer — may have reached the matching engine: OrderOutcomeUnknown."""
         self._ensure_markets()
         try:
             order = self.exchange.create_order(pair, "market", side.value, quantity, None,
                                                {"clientOrderId": client_id})
-        except (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as err:
-            raise errors.OrderOutcomeUnknown(client_id, type(err).__name__) from None
         except ccxt.BaseError as err:
-            raise _translate(err) from None
-        return str(order["id"])
+            if is_definite_refusal(str(err)):
+                raise _translate(err) from None
+            raise errors.OrderOutcomeUnknown(client_id, f"{type(err).__name__}: {str(err)[:200]}") from None
+        except Exception as err:  # a parse error deep in ccxt on a garbled body: as ambiguous as a timeout
+            raise errors.OrderOutcomeUnknown(client_id, f"unreadable answer ({type(err).__name__})") from None
+        txid = order.get("id") if isinstance(order, dict) else None
+        if not txid or str(txid) == "None":
+            raise errors.OrderOutcomeUnknown(client_id, "the answer carried no txid")
+        return str(txid)
+
+    def orders_by_client_id(self) -> dict[str, ExchangeOrder]:
+        """Every open and recently closed order that carries a cl_ord_id (one OpenOrders and one
+        ClosedOrders call): how ambiguous and late orders are found without resending anything."""
+        self._ensure_markets()
+        found: dict[str, ExchangeOrder] = {}
+        for fetch in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+            for raw in _read(fetch):
+                client_id = _client_id(raw)
+                if client_id:
+                    found[client_id] = _to_order(raw)
+        return found
+
+    def server_time_ms(self) -> int:
+        """The exchange's clock (Kraken's public Time): the trader judges candle freshness by it, so a
+        replayed market (the emulator) and a skewed local clock are judged alike."""
+        return int(_read(self.exchange.fetch_time))
 
     def find_order(self, client_id: str) -> ExchangeOrder | None:
         """Look an order up by cl_ord_id in open, then closed orders (ccxt's fetch_order by client id
@@ -231,14 +256,41 @@ class KrakenClient:
         _call(self.exchange.private_post_cancelallordersafter, {"timeout": timeout_s})
 
     def key_can_withdraw(self) -> bool:
-        """Probe a withdraw-only endpoint: a trade-only key gets EGeneral:Permission denied."""
+        """Probe a withdraw-only endpoint: a trade-only key gets EGeneral:Permission denied. An exchange
+        that cannot be reached is an error of its own, never taken for a dangerous key."""
         try:
             _call(self.exchange.private_post_withdrawinfo, {"asset": "XBT", "key": "probe", "amount": "0"})
-        except errors.AuthenticationFailed:
-            return False
+        except errors.AuthenticationFailed as err:
+            if "Permission denied" in str(err):
+                return False
+            raise
+        except (errors.ExchangeUnavailable, errors.RateLimited, errors.InvalidNonce):
+            raise
         except errors.ExchangeError:
             return True
         return True
+
+
+DEFINITE_REFUSALS = ("EOrder:", "EAPI:", "EQuery:", "EFunding:", "EGeneral:Invalid arguments",
+                     "EGeneral:Permission denied", "EService:Market in")
+"""Kraken error prefixes that mean AddOrder was refused before it reached the book: nothing was placed."""
+
+
+def is_definite_refusal(message: str) -> bool:
+    return any(prefix in message for prefix in DEFINITE_REFUSALS)
+
+
+def check_base_url(base_url: str) -> str:
+    """An exchange URL must be http(s)://host[:port]: a typo fails here, naming the setting."""
+    parsed = urlparse(base_url)
+    try:
+        parsed.port  # noqa: B018 — raises on a non-numeric port
+    except ValueError:
+        parsed = parsed._replace(netloc="")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"KRAKENFLOW_KRAKEN_URL {base_url!r} is not an http(s) URL; use e.g. "
+                         f"https://api.kraken.com or http://127.0.0.1:8765 for the emulator")
+    return base_url
 
 
 def finished_candles(rows: list[list[Any]], timeframe: str) -> list[Candle]:

@@ -45,8 +45,13 @@ class SnapshotCollector:
             yield GaugeMetricFamily("krakenflow_halted", "1 while trading is halted", value=float(bool(live["halted"])))
             yield GaugeMetricFamily("krakenflow_model_version", "Registry version trading now",
                                     value=float(live["model_version"] or 0))
-            yield GaugeMetricFamily("krakenflow_seconds_since_poll", "Seconds since the last finished poll",
-                                    value=max(0.0, time.time() - live["last_poll_unix"]))
+            yield GaugeMetricFamily("krakenflow_seconds_since_poll",
+                                    "Seconds since the last poll that reached the exchange (failed ones don't count)",
+                                    value=max(0.0, time.time() - (live["last_ok_poll_unix"] or live["last_poll_unix"])))
+            yield GaugeMetricFamily("krakenflow_failed_polls_in_a_row", "Polls failed since the last good one",
+                                    value=float(live["failures_in_a_row"]))
+            yield GaugeMetricFamily("krakenflow_healthy", "1 while /healthz answers 200",
+                                    value=float(not live["problems"]))
 
 
 def make_app(snap: Snapshot, title: str = "krakenflow trader") -> FastAPI:
@@ -56,10 +61,11 @@ def make_app(snap: Snapshot, title: str = "krakenflow trader") -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
+        """503 while halted, while polls keep failing, or while the trading loop is hung."""
         live = snap()["live"]
-        halted = bool(live and live["halted"])
-        return JSONResponse({"ok": not halted, "halted": live["halted"] if live else ""},
-                            status_code=503 if halted else 200)
+        problems = list(live["problems"]) if live else []
+        return JSONResponse({"ok": not problems, "halted": live["halted"] if live else "", "problems": problems},
+                            status_code=503 if problems else 200)
 
     @app.get("/status")
     def status() -> dict[str, Any]:

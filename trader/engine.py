@@ -22,8 +22,12 @@ Scorer = Callable[[Sequence[float]], float]
 
 
 class Broker(Protocol):
-    def submit(self, intent: OrderIntent) -> None: ...
+    def submit(self, intent: OrderIntent, decision: Decision | None = None) -> None:
+        """`decision`: the engine's decision behind the intent (a ledger stores both in one transaction)."""
     def on_candle(self, pair: str, candle: Candle) -> list[Fill]: ...
+    def sync(self) -> list[Fill]:
+        """Live, once per poll before any candle is fed: what the venue did since (the simulated broker
+        fills on each candle and has nothing to learn)."""
     def position(self, pair: str) -> float: ...
     def has_pending(self, pair: str) -> bool: ...
     @property
@@ -70,12 +74,25 @@ class Engine:
 
     def on_candle(self, pair: str, candle: Candle) -> Decision | None:
         """Live and paper: update this pair's online features, score them, act."""
-        state = self._states.get(pair) or self._states.setdefault(pair, self.spec.online())
+        state = self._state(pair)
         features = state.update(candle)
         if candle.ts < self.trade_from_ts:
             return self.on_scored_candle(pair, candle, math.nan, "")
         prob, why_not = self._score(features, state.ready)
         return self.on_scored_candle(pair, candle, prob, why_not)
+
+    def warm(self, pair: str, candle: Candle, reason: str) -> Decision:
+        """Live: a candle of a backlog (older than the newest one fetched) only moves the features and the
+        marks on; no order is ever sent on it. Recorded as standing aside, with `reason`."""
+        self._state(pair).update(candle)
+        self._last_close[pair] = candle.close
+        decision = Decision(candle.ts, pair, math.nan, "stand_aside", reason)
+        if self.keep_decisions and candle.ts >= self.trade_from_ts:
+            self.decisions.append(decision)
+        return decision
+
+    def _state(self, pair: str) -> OnlineFeatures:
+        return self._states.get(pair) or self._states.setdefault(pair, self.spec.online())
 
     def on_scored_candle(self, pair: str, candle: Candle, prob: float, why_not: str) -> Decision | None:
         """Act on a candle whose score is already known (backtests score whole histories in batch,
@@ -103,6 +120,9 @@ class Engine:
             return Decision(candle.ts, pair, math.nan, "stand_aside", why_not)
         if self.halted:
             return Decision(candle.ts, pair, prob, "stand_aside", f"halted: {self.halted}")
+        stale = self._stale(candle)
+        if stale:
+            return Decision(candle.ts, pair, prob, "stand_aside", stale)
         broker = self.broker
         if broker.has_pending(pair):
             return Decision(candle.ts, pair, prob, "hold", "order pending")
@@ -115,10 +135,18 @@ class Engine:
             refused = self._risk_refusal(pair, candle, qty * candle.close)
             if refused:
                 return Decision(candle.ts, pair, prob, "blocked", refused)
-            self._submit(pair, Side.BUY, qty, f"p={prob:.3f}", self._now(candle))
-            return Decision(candle.ts, pair, prob, "buy")
-        self._submit(pair, Side.SELL, broker.position(pair), f"p={prob:.3f}", self._now(candle))
-        return Decision(candle.ts, pair, prob, "sell")
+            return self._submit(Decision(candle.ts, pair, prob, "buy"), Side.BUY, qty, self._now(candle))
+        return self._submit(Decision(candle.ts, pair, prob, "sell"), Side.SELL, broker.position(pair),
+                            self._now(candle))
+
+    def _stale(self, candle: Candle) -> str:
+        """With a wall clock (live), no order of either side on a candle older than the risk limit."""
+        if self.clock is None or self.risk is None:
+            return ""
+        age = self.clock() - (candle.ts + self.candle_ms)
+        if age > self.risk.stale_after_candles * self.candle_ms:
+            return f"stale market data: candle closed {age / 1000:.0f} s ago"
+        return ""
 
     def _now(self, candle: Candle) -> int:
         return self.clock() if self.clock else candle.ts + self.candle_ms
@@ -133,11 +161,13 @@ class Engine:
                         now - (candle.ts + self.candle_ms), self.candle_ms)
         return check_order(Side.BUY, notional, view, self.risk)
 
-    def _submit(self, pair: str, side: Side, qty: float, reason: str, now_ms: int) -> None:
+    def _submit(self, decision: Decision, side: Side, qty: float, now_ms: int) -> Decision:
         if self.risk is not None:
             self._risk_state.order_sent(now_ms)
         self._seq += 1
-        self.broker.submit(OrderIntent(f"{self.id_prefix}{self._seq}", pair, side, qty, reason))
+        intent = OrderIntent(f"{self.id_prefix}{self._seq}", decision.pair, side, qty, f"p={decision.prob:.3f}")
+        self.broker.submit(intent, decision)
+        return decision
 
     def swap_model(self, spec: FeatureSpec, score: Scorer, model_version: int | None,
                    warm_states: dict[str, OnlineFeatures] | None = None) -> None:

@@ -6,6 +6,7 @@ SQLite (WAL, synchronous=FULL) by default; PostgreSQL by URL. Schema via Alembic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine, case, create_engine, event, func, insert, make_url, select, text, update
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from core.types import Fill, OrderIntent, Side
 from trader.ledger_schema import adjustments, audit, balances, counters, decisions, fills, intents
@@ -25,7 +27,9 @@ from trader.ledger_schema import adjustments, audit, balances, counters, decisio
 if TYPE_CHECKING:
     from trader.engine import Decision
 
-IntentStatus = Literal["new", "sent", "unknown", "open", "filled", "cancelled", "rejected"]
+IntentStatus = Literal["new", "sent", "unknown", "open", "filled", "cancelled", "rejected", "not_found"]
+"""`rejected`: the exchange refused the order. `not_found`: its outcome was ambiguous and repeated lookups
+over the lookup window never found it (still watched for a late fill)."""
 OPEN_STATUSES: tuple[IntentStatus, ...] = ("new", "sent", "unknown", "open")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,6 +40,7 @@ class IntentRecord:
     status: IntentStatus
     txid: str | None
     model_version: int | None
+    created_unix: float = 0.0
 
 
 def _now() -> datetime:
@@ -50,10 +55,54 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class LedgerError(ValueError):
+    """The ledger URL cannot be used; the message names the setting and the fix."""
+
+
+class LedgerLocked(RuntimeError):
+    """Another trader process holds this ledger: two on one ledger and key would break nonces and orders."""
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://…` (the documented form) → an explicit driver that is installed here."""
+    url = url.strip()
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return f"postgresql+{_postgres_driver()}://{url.removeprefix(prefix)}"
+    return url
+
+
+def _postgres_driver() -> str:
+    import importlib.util
+
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return driver
+    raise LedgerError("a postgresql:// ledger needs a PostgreSQL driver: pip install psycopg2-binary")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LedgerError(f"KRAKENFLOW_LEDGER_URL {url!r} is not a database URL; use "
+                          f"sqlite:////absolute/path/ledger.db or postgresql://user@host:5432/db") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError) as err:
+        raise LedgerError(f"KRAKENFLOW_LEDGER_URL {safe_url(url)}: {err}; use sqlite:////absolute/path/ledger.db "
+                          f"or postgresql://user@host:5432/db") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -71,17 +120,28 @@ def migrate(engine: Engine) -> None:
 class Ledger:
     """Intents, fills, balances, counters and an audit trail; each method is one transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, exclusive: bool = False) -> None:
+        """`exclusive`: this process is THE trader on this ledger (a second one is refused, LedgerLocked)."""
         self.engine = make_engine(url)
-        migrate(self.engine)
+        self._lock: Any = None
+        if exclusive:
+            self._lock = _take_lock(self.engine)
+        try:
+            migrate(self.engine)
+        except OperationalError as err:
+            self.close()
+            raise LedgerError(f"cannot open the ledger at {safe_url(url)}: {str(err.orig).strip()}") from None
 
-    def record_intent(self, intent: OrderIntent, model_version: int | None) -> None:
+    def record_intent(self, intent: OrderIntent, model_version: int | None, decision: Decision | None = None) -> None:
+        """The intent, and the decision that made it, in one transaction: no order without its decision."""
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(insert(intents).values(
                 client_id=intent.client_id, pair=intent.pair, side=intent.side.value, quantity=intent.quantity,
                 reason=intent.reason, model_version=model_version, status="new", txid=None,
                 created_at=now, updated_at=now))
+            if decision is not None:
+                conn.execute(insert(decisions), [_decision_row(decision, model_version, now)])
 
     def mark(self, client_id: str, status: IntentStatus, txid: str | None = None) -> None:
         values: dict[str, Any] = {"status": status, "updated_at": _now()}
@@ -101,6 +161,14 @@ class Ledger:
         """Intents whose outcome the exchange has not yet told us: look these up before anything else."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(intents).where(intents.c.status.in_(OPEN_STATUSES))
+                                .order_by(intents.c.created_at)).mappings().all()
+        return [_to_record(r) for r in rows]
+
+    def intents_with_status(self, status: IntentStatus, since_unix: float = 0.0) -> list[IntentRecord]:
+        """Intents in one status committed after `since_unix` (e.g. `not_found` ones still watched)."""
+        since = datetime.fromtimestamp(since_unix, UTC)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(intents).where(intents.c.status == status, intents.c.created_at >= since)
                                 .order_by(intents.c.created_at)).mappings().all()
         return [_to_record(r) for r in rows]
 
@@ -155,8 +223,7 @@ class Ledger:
     def record_decisions(self, made: Iterable[Decision], model_version: int | None) -> None:
         """Which model version decided what on every traded candle (the audit of a hot reload)."""
         now = _now()
-        rows = [{"ts": d.ts, "pair": d.pair, "prob": None if math.isnan(d.prob) else d.prob, "action": d.action,
-                 "reason": d.reason, "model_version": model_version, "at": now} for d in made]
+        rows = [_decision_row(d, model_version, now) for d in made]
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(insert(decisions), rows)
@@ -222,9 +289,58 @@ class Ledger:
         return value
 
     def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self.engine.dispose()
+
+
+class _PostgresLease:
+    """A session-level advisory lock held on one connection for the trader's lifetime."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        self.conn = engine.connect()
+        got = self.conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        self.conn.commit()
+        if not got:
+            self.conn.close()
+            raise LedgerLocked(f"another krakenflow trader holds the ledger {safe_url(str(engine.url))} "
+                               f"(PostgreSQL advisory lock {key}); stop it first — one trader per ledger and key")
+
+    def release(self) -> None:
+        self.conn.close()  # the lock ends with its session
+
+
+def _take_lock(engine: Engine) -> Any:
+    """SQLite file: an OS lock beside it (released by the kernel when the process dies, even on kill -9).
+    PostgreSQL: an advisory lock. In-memory databases are private to one process already."""
+    if engine.dialect.name == "postgresql":
+        key = int(hashlib.sha256(f"krakenflow-ledger:{safe_url(str(engine.url))}".encode()).hexdigest()[:15], 16)
+        try:
+            return _PostgresLease(engine, key)
+        except OperationalError as err:
+            raise LedgerError(f"cannot open the ledger at {safe_url(str(engine.url))}: "
+                              f"{str(err.orig).strip()}") from None
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    lock = FileLock(f"{database}.lock", blocking=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LedgerLocked(f"another krakenflow trader is using the ledger {database} (lock {database}.lock "
+                           f"is held); stop it first — one trader per ledger and key") from None
+    return lock
 
 
 def _to_record(row: Any) -> IntentRecord:
     intent = OrderIntent(row["client_id"], row["pair"], Side(row["side"]), row["quantity"], row["reason"])
-    return IntentRecord(intent, row["status"], row["txid"], row["model_version"])
+    created = row["created_at"]
+    if created.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
+        created = created.replace(tzinfo=UTC)
+    return IntentRecord(intent, row["status"], row["txid"], row["model_version"], created.timestamp())
+
+
+def _decision_row(d: Decision, model_version: int | None, at: datetime) -> dict[str, Any]:
+    return {"ts": d.ts, "pair": d.pair, "prob": None if math.isnan(d.prob) else d.prob, "action": d.action,
+            "reason": d.reason, "model_version": model_version, "at": at}

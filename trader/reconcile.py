@@ -94,5 +94,5 @@ def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: 
                                                               f"ledger had {drift.ledger}")
     ledger.set_balances(balances)
     ledger.audit("reconcile_ok", {"reason": result.reason, "open_orders": len(opened)})
-    broker.forget_cash()
+    broker.use_balances(balances)
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -16,18 +17,18 @@ from dataclasses import dataclass
 
 from core.params import LiveParams, Params
 from core.settings import Settings
-from market.errors import BadMarketData, ExchangeUnavailable, RateLimited
+from market.errors import BadMarketData, ExchangeUnavailable, InvalidNonce, RateLimited
 from market.frame import timeframe_to_timedelta
 from market.kraken import KrakenClient, make_exchange
 from models import registry
-from trader.brokers.kraken import KrakenBroker
-from trader.engine import Engine
+from trader.brokers.kraken import KrakenBroker, LookupPolicy
+from trader.engine import Decision, Engine
 from trader.ledger import Ledger
-from trader.live import LiveLoop
+from trader.live import BACKLOG, ClockWentBack, LiveLoop
 from trader.model import trading_model
 from trader.reconcile import Reconciliation, reconcile_with_exchange
 from trader.reload import ModelWatcher, ReloadRefused, load_for_swap, warm_states
-from trader.status import LiveView, snapshot
+from trader.status import LiveView, health_problems, snapshot
 from trader.strategy import ThresholdStrategy
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ class LiveSession:
     live: LiveParams
     watcher: ModelWatcher | None = None
     last_poll_unix: float = 0.0
+    """When the last poll ended, whatever its outcome."""
+    last_ok_poll_unix: float = 0.0
+    """When the last poll that reached the exchange and fed its candles ended."""
+    failures_in_a_row: int = 0
+    last_error: str = ""
+    busy_since_unix: float = 0.0
+    """Non-zero while the trading thread is inside a poll (a watchdog reads how long)."""
     last_equity: float = float("nan")
     last_cash: float = float("nan")
 
@@ -57,6 +65,10 @@ class LiveSession:
         """The registry version trading now (the engine's; it changes on a hot reload)."""
         return self.engine.model_version
 
+    def close(self) -> None:
+        """Release the ledger (and its lock): another trader may take it over."""
+        self.broker.ledger.close()
+
 
 def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
     if settings.kraken_key is None or settings.kraken_secret is None:
@@ -68,16 +80,32 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
 
 def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
                  clock: Callable[[], float] = time.monotonic) -> LiveSession:
-    """Refuse withdraw-capable keys, load the model (spec-hash checked), wire broker + ledger + engine.
-    Nonces come from the ledger's durable counter before the first private call."""
-    ledger = Ledger(settings.ledger_uri)
+    """Take the ledger (one trader per ledger), refuse withdraw-capable keys, load the model (spec-hash
+    checked), wire broker + ledger + engine. Nonces come from the ledger's durable counter before the
+    first private call."""
+    ledger = Ledger(settings.ledger_uri, exclusive=True)
+    try:
+        return _wire_session(params, settings, client, model_ref, clock, ledger)
+    except BaseException:
+        ledger.close()
+        raise
+
+
+def _wire_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str,
+                  clock: Callable[[], float], ledger: Ledger) -> LiveSession:
     nonce_name = f"kraken_nonce:{client.key_id()}"
     client.use_nonce(lambda floor: ledger.next_counter(nonce_name, at_least=floor))
-    if client.key_can_withdraw():
+    try:
+        can_withdraw = client.key_can_withdraw()
+    except (ExchangeUnavailable, RateLimited, InvalidNonce) as err:
+        raise ExchangeUnavailable(f"cannot reach Kraken at {settings.kraken_url} ({err}); check "
+                                  f"KRAKENFLOW_KRAKEN_URL and the network, then start again") from None
+    if can_withdraw:
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
     model = trading_model(registry.load_model(params.registry.model_name, model_ref))
-    broker = KrakenBroker(client, ledger, model.version)
+    live = params.live
+    broker = KrakenBroker(client, ledger, model.version, lookup=LookupPolicy(live.lookup_window_s, live.min_lookups))
     strategy = ThresholdStrategy(params.trade.enter_threshold, params.trade.exit_threshold,
                                  params.trade.position_fraction)
     candle_ms = int(timeframe_to_timedelta(params.data.timeframe).total_seconds() * 1000)
@@ -87,9 +115,8 @@ def open_session(params: Params, settings: Settings, client: KrakenClient, model
     loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
     ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url})
     # a pinned version (`--model 12`) is never swapped; an alias is followed
-    watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, params.live.model_check_every_s,
-                                                            clock)
-    return LiveSession(loop, broker, model.name, params.live, watcher)
+    watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
+    return LiveSession(loop, broker, model.name, live, watcher)
 
 
 def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reconciliation:
@@ -123,12 +150,16 @@ def maybe_reload(session: LiveSession) -> bool:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT: the loop finishes the current poll, then returns (state is in the ledger)."""
+    """Set by SIGTERM/SIGINT: the loop finishes the current poll, then returns (state is in the ledger).
+    A second SIGTERM while a poll is stuck exits at once: every intent is durable, a restart looks it up."""
 
     def __init__(self) -> None:
         self.stopped = False
 
     def __call__(self, signum: int, _frame: object) -> None:
+        if self.stopped:
+            log.error("second signal %s: exiting now (open intents are looked up on the next start)", signum)
+            os._exit(128 + signum)
         log.info("signal %s: stopping after this poll", signum)
         self.stopped = True
 
@@ -138,6 +169,10 @@ class StopFlag:
         return self
 
 
+TRANSIENT = (ExchangeUnavailable, RateLimited, BadMarketData, InvalidNonce)
+"""Exchange trouble a later poll may not meet: keep state, back off, try again."""
+
+
 def run(session: LiveSession, poll_seconds: float, max_polls: int | None = None,
         after_poll: Callable[[int], None] | None = None, stop: StopFlag | None = None,
         clock: Callable[[], float] = time.monotonic, adopt_exchange_positions: bool = False) -> None:
@@ -145,35 +180,77 @@ def run(session: LiveSession, poll_seconds: float, max_polls: int | None = None,
     record which version took each decision, reconcile every `live.reconcile_every_s`, and re-arm Kraken's
     dead-man switch (`live.dead_man_s`) so a hung process leaves no open orders."""
     stop = stop or StopFlag().install()
-    session.loop.warm_up()
-    reconcile(session, float("inf") if adopt_exchange_positions else None)
+    if not _start_up(session, poll_seconds, stop, adopt_exchange_positions):
+        return
     next_reconcile = clock() + session.live.reconcile_every_s
-    polls = failures = 0
+    polls = 0
     while not stop.stopped and (max_polls is None or polls < max_polls):
+        session.busy_since_unix = time.time()
         try:
             next_reconcile = _one_poll(session, clock, next_reconcile)
-            failures = 0
+            _poll_succeeded(session)
+        except ClockWentBack as err:
+            _halt(session, "clock_went_back", str(err))
+            _poll_failed(session, err)
         except TRANSIENT as err:  # the exchange is down or slow: keep state, back off, try again
-            failures += 1
-            session.broker.ledger.audit("poll_failed", {"error": str(err), "in_a_row": failures})
-            log.warning("poll failed (%s in a row): %s", failures, err)
+            _poll_failed(session, err)
         finally:
             _record_decisions(session)
+            session.busy_since_unix = 0.0
         _note_poll(session)
         polls += 1
         if after_poll is not None:
             after_poll(polls)
         elif poll_seconds > 0:
-            time.sleep(poll_seconds * min(2**failures, 16))
+            time.sleep(poll_seconds * min(2**session.failures_in_a_row, 16))
 
 
-TRANSIENT = (ExchangeUnavailable, RateLimited, BadMarketData)
+def _start_up(session: LiveSession, poll_seconds: float, stop: StopFlag, adopt: bool) -> bool:
+    """Warm up and reconcile, retrying through exchange trouble with backoff: a restart always comes up
+    (or stops on SIGTERM). False if stopped before it could."""
+    attempt = 0
+    while not stop.stopped:
+        session.busy_since_unix = time.time()
+        try:
+            warmed = session.loop.warm_up()
+            reconcile(session, float("inf") if adopt else None)
+            session.busy_since_unix = 0.0
+            log.info("warmed up on %s candles; reconciled; trading", warmed)
+            return True
+        except TRANSIENT as err:
+            attempt += 1
+            _poll_failed(session, err, kind="start_up_failed")
+            session.busy_since_unix = 0.0
+            _note_poll(session)
+            time.sleep(min(max(poll_seconds, 0.05) * 2**attempt, 60.0))
+    return False
+
+
+def _poll_succeeded(session: LiveSession) -> None:
+    session.failures_in_a_row, session.last_error = 0, ""
+    session.last_ok_poll_unix = time.time()
+
+
+def _poll_failed(session: LiveSession, err: Exception, kind: str = "poll_failed") -> None:
+    session.failures_in_a_row += 1
+    session.last_error = f"{type(err).__name__}: {err}"
+    session.broker.ledger.audit(kind, {"error": str(err), "in_a_row": session.failures_in_a_row})
+    log.warning("%s (%s in a row): %s", kind.replace("_", " "), session.failures_in_a_row, err)
+
+
+def _halt(session: LiveSession, kind: str, reason: str) -> None:
+    if not session.engine.halted:
+        session.engine.halted = reason
+        session.broker.ledger.audit(kind, {"reason": reason})
+        log.error("halted: %s", reason)
 
 
 def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: float) -> float:
-    """Reload between candles, feed new candles, reconcile when due, re-arm the dead-man switch."""
+    """Reload between candles, poll (sync once, then feed new candles), reconcile when due, re-arm the
+    dead-man switch."""
     maybe_reload(session)
-    session.loop.poll()
+    decisions = session.loop.poll()
+    _log_poll(decisions)
     if clock() >= next_reconcile:
         reconcile(session)
         next_reconcile = clock() + session.live.reconcile_every_s
@@ -182,38 +259,70 @@ def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: 
     return next_reconcile
 
 
+def _log_poll(decisions: list[Decision]) -> None:
+    acted = [d for d in decisions if d.action in ("buy", "sell", "blocked")]
+    backlog = sum(1 for d in decisions if d.reason == BACKLOG)
+    log.info("poll: %s new candle(s)%s%s", len(decisions), f", {backlog} replayed as warm-up" if backlog else "",
+             "".join(f"; {d.action} {d.pair} p={d.prob:.3f} {d.reason}".rstrip() for d in acted))
+
+
 def _record_decisions(session: LiveSession) -> None:
-    """Move the engine's decisions into the ledger, stamped with the version that took them."""
+    """Move the engine's decisions into the ledger, stamped with the version that took them. Buys and
+    sells are already there: each was written with its intent, in one transaction."""
     engine = session.engine
-    session.broker.ledger.record_decisions(engine.decisions, engine.model_version)
+    session.broker.ledger.record_decisions((d for d in engine.decisions if d.action not in ORDER_ACTIONS),
+                                           engine.model_version)
     engine.decisions.clear()
+
+
+ORDER_ACTIONS = ("buy", "sell")
 
 
 def _note_poll(session: LiveSession) -> None:
     """Figures the status thread may read: it must never call the exchange itself (one caller per key
-    keeps nonces in order), so the trading thread leaves them here after each poll."""
-    with contextlib.suppress(*TRANSIENT):  # else shown as of the last poll that could read them
+    keeps nonces in order), so the trading thread leaves them here after each poll. No network call:
+    the broker's cash is its last balance with every recorded fill applied."""
+    with contextlib.suppress(*TRANSIENT):
         session.last_cash, session.last_equity = session.broker.cash, session.engine.equity()
     session.last_poll_unix = time.time()
 
 
-def live_view(session: LiveSession) -> LiveView:
+def live_view(session: LiveSession, now: float | None = None) -> LiveView:
+    now = time.time() if now is None else now
+    busy_s = now - session.busy_since_unix if session.busy_since_unix else 0.0
+    problems = health_problems(session.engine.halted, session.failures_in_a_row, session.last_error, busy_s,
+                               session.live.watchdog_s)
     return LiveView("live", session.model_name, session.model_version, session.last_equity, session.last_cash,
-                    session.engine.halted, session.last_poll_unix)
+                    session.engine.halted, session.last_poll_unix, session.last_ok_poll_unix,
+                    session.failures_in_a_row, session.last_error, busy_s, tuple(problems))
+
+
+class StatusPortError(OSError):
+    """The status port cannot be served (in use, or not ours to bind)."""
 
 
 def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread:
     """The dashboard, /status and /metrics of this trader on a daemon thread (read-only; it shares the
-    ledger's thread-safe connection pool). Imported lazily: a trader without a status port never loads
-    FastAPI."""
+    ledger's thread-safe connection pool). The port is bound here, before anyone is told the URL, so a
+    port in use is an error, not a silent page that never answers. Imported lazily: a trader without a
+    status port never loads FastAPI."""
+    import socket
+
     import uvicorn
 
     from trader.api import make_app
 
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise StatusPortError(f"cannot serve the status page on {host}:{port} ({err.strerror}); "
+                              f"pick another --status-port or stop what uses it") from None
     pairs = list(session.loop.pairs)
     app = make_app(lambda: snapshot(session.broker.ledger, pairs, live_view(session)),
                    f"krakenflow trader — {session.model_name}")
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="status-api", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="status-api", daemon=True)
     thread.start()
     return thread

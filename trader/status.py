@@ -25,6 +25,31 @@ class LiveView:
     cash: float
     halted: str
     last_poll_unix: float
+    last_ok_poll_unix: float = 0.0
+    failures_in_a_row: int = 0
+    last_error: str = ""
+    busy_s: float = 0.0
+    """How long the trading thread has been inside its current poll (0 between polls)."""
+    problems: tuple[str, ...] = ()
+    """Why the trader is unhealthy; empty = healthy (see `health_problems`)."""
+
+
+MAX_FAILED_POLLS = 3
+"""Failed polls in a row before health says so (one failure is ordinary exchange weather)."""
+
+
+def health_problems(halted: str, failures_in_a_row: int, last_error: str, busy_s: float,
+                    watchdog_s: float) -> list[str]:
+    """Pure: what makes a running trader unhealthy — halted, polls failing in a row, or a poll that has
+    run longer than the watchdog allows (the loop is hung)."""
+    problems = []
+    if halted:
+        problems.append(f"halted: {halted}")
+    if failures_in_a_row >= MAX_FAILED_POLLS:
+        problems.append(f"{failures_in_a_row} polls failed in a row (last: {last_error})")
+    if watchdog_s > 0 and busy_s > watchdog_s:
+        problems.append(f"trading loop hung: one poll has run {busy_s:.0f} s (watchdog {watchdog_s:.0f} s)")
+    return problems
 
 
 def snapshot(ledger: Ledger, pairs: Sequence[str], live: LiveView | None = None, rows: int = 50) -> dict[str, Any]:

@@ -81,6 +81,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_no_order(tmp_path: Path, 
     # enter and exit at the model's median probability: it flips often, so many chances to die mid-order
     params["trade"].update(enter_threshold=median, exit_threshold=median)
     params["risk"].update(max_orders_per_minute=1000)
+    # an intent killed before AddOrder left is taken as absent after one lookup a second later (the
+    # default waits 90 s for a slow exchange; this emulator answers at once or not at all)
+    params["live"].update(lookup_window_s=1, min_lookups=1)
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     ledger = tmp_path / "home" / "ledger.db"

@@ -8,13 +8,17 @@ import pytest
 
 from core.types import OrderIntent, Side
 from market.emulator.faults import Fault
-from trader.brokers.kraken import KrakenBroker
+from trader.brokers.kraken import KrakenBroker, LookupPolicy
 from trader.ledger import Ledger
 from trader.reconcile import reconcile_positions
 
 
-def _broker(kraken_client, path: Path) -> KrakenBroker:  # type: ignore[no-untyped-def]
-    return KrakenBroker(kraken_client, Ledger(f"sqlite:///{path}"), model_version=7)
+def _broker(kraken_client, path: Path, lookup: LookupPolicy | None = None) -> KrakenBroker:  # type: ignore[no-untyped-def]
+    return KrakenBroker(kraken_client, Ledger(f"sqlite:///{path}"), model_version=7, lookup=lookup)
+
+
+QUICK = LookupPolicy(window_s=0.0, min_lookups=3)
+"""Given up on after three lookups that found nothing (the default also waits 90 s)."""
 
 
 def test_ambiguous_addorder_is_looked_up_not_resent(emulator, kraken_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -33,12 +37,15 @@ def test_ambiguous_addorder_is_looked_up_not_resent(emulator, kraken_client, tmp
 def test_ambiguous_send_that_never_arrived_is_closed_without_resending(emulator, kraken_client,  # type: ignore[no-untyped-def]
                                                                        tmp_path: Path) -> None:
     emulator.add_fault(Fault("AddOrder", "http_status", status=503))  # refused before placing anything
-    broker = _broker(kraken_client, tmp_path / "l.db")
+    broker = _broker(kraken_client, tmp_path / "l.db", QUICK)
     broker.submit(OrderIntent("kf-b1", "XRP/USD", Side.BUY, 100.0))
     assert broker.ledger.intent("kf-b1").status == "unknown"  # type: ignore[union-attr]
     broker.sync()
+    broker.sync()  # two lookups found nothing: not yet proof, the pair stays blocked
+    assert broker.ledger.intent("kf-b1").status == "unknown" and broker.has_pending("XRP/USD")  # type: ignore[union-attr]
+    broker.sync()
     assert emulator.venue.orders == {}
-    assert broker.ledger.intent("kf-b1").status == "rejected"  # type: ignore[union-attr]
+    assert broker.ledger.intent("kf-b1").status == "not_found"  # type: ignore[union-attr]
     assert not broker.has_pending("XRP/USD") and broker.position("XRP/USD") == 0.0
 
 
@@ -71,11 +78,12 @@ def test_reconcile_corrects_small_drift_and_halts_on_large() -> None:
 def test_intent_committed_by_a_process_killed_before_addorder_is_closed_not_sent(  # type: ignore[no-untyped-def]
         emulator, kraken_client, tmp_path: Path) -> None:
     Ledger(f"sqlite:///{tmp_path / 'l.db'}").record_intent(OrderIntent("kf-e1", "XRP/USD", Side.BUY, 50.0), 7)
-    restarted = _broker(kraken_client, tmp_path / "l.db")  # kill -9 landed between commit and send
+    restarted = _broker(kraken_client, tmp_path / "l.db", QUICK)  # kill -9 landed between commit and send
     assert restarted.has_pending("XRP/USD")
-    restarted.sync()
+    for _ in range(3):
+        restarted.sync()
     assert emulator.venue.orders == {} and not restarted.has_pending("XRP/USD")
-    assert restarted.ledger.intent("kf-e1").status == "rejected"  # type: ignore[union-attr]
+    assert restarted.ledger.intent("kf-e1").status == "not_found"  # type: ignore[union-attr]
 
 
 def test_intent_sent_by_a_process_killed_before_it_heard_back_is_found_and_filled(  # type: ignore[no-untyped-def]

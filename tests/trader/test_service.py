@@ -61,5 +61,6 @@ def test_nonces_keep_rising_across_a_restart_whose_clock_stepped_back(settings: 
     first.loop.client.balances()
     with pytest.raises(InvalidNonce):  # what ccxt's wall-clock nonce does after the step back
         client_an_hour_behind().balances()
+    first.close()  # the process ends; the restart takes the ledger over
     restarted = open_session(PARAMS, settings, client_an_hour_behind())  # the ledger's counter leads
     assert "ZUSD" in str(emulator.venue.account(EMULATOR_KEY)) and restarted.loop.client.balances()["USD"] > 0

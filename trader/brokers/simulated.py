@@ -98,7 +98,11 @@ class SimulatedBroker:
     _volume: deque[tuple[int, float]] = field(default_factory=deque)
     _volume_30d: float = 0.0
 
-    def submit(self, intent: OrderIntent) -> None:
+    def sync(self) -> list[Fill]:
+        """Nothing to learn between polls: fills happen on each candle."""
+        return []
+
+    def submit(self, intent: OrderIntent, decision: object = None) -> None:
         refusal = self._refusal(intent)
         if refusal:
             self.rejected.append((intent, refusal))
