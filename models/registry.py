@@ -2,12 +2,23 @@
 
 The trader loads the *native* LightGBM booster and the feature spec from a registered version's
 artifacts — never the pyfunc wrapper (2.3 ms per predict and a slow RSS leak, measured).
+
+Artifacts are verified before LightGBM parses them: its loader hangs, aborts or segfaults the whole
+process on a corrupt file (measured: truncated, junk appended, random bytes). A run records the sha256
+and size of the `model.lgb` and `feature_spec.json` MLflow stored; `load_model` compares the downloaded
+files with them and raises ModelArtifactError on a mismatch. A version logged before the checksums
+existed is parsed once in a child process (crash or hang there → ModelArtifactError) before in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,12 +36,24 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 SPEC_FILE = "feature_spec.json"
+MODEL_FILE = "model.lgb"
 MODEL_DIR = "model"
 PLOTS_DIR = "plots"
+
+CHECKSUM_TAGS = {MODEL_FILE: ("model_sha256", "model_size"), SPEC_FILE: ("feature_spec_sha256", "feature_spec_size")}
+"""Run (and version) tags recording each artifact file's sha256 and byte size, as MLflow stored it."""
+PARSE_TIMEOUT_S = 30.0
+"""How long a child process may take to parse an unverified model file (a sound one takes ~1 s)."""
+
+_PARSE_IN_CHILD = "import sys, lightgbm as lgb; print(lgb.Booster(model_file=sys.argv[1]).num_trees())"
 
 
 class ModelNotFoundError(LookupError):
     """No registered version answers to that name and alias/version."""
+
+
+class ModelArtifactError(ValueError):
+    """A version's stored artifacts are missing, corrupt or unreadable: it must not be loaded."""
 
 
 @dataclass(frozen=True)
@@ -86,16 +109,33 @@ def log_training_run(
             info = mlflow.lightgbm.log_model(
                 booster, name=MODEL_DIR, extra_files=[str(spec_path)], pip_requirements=["lightgbm"]
             )
+            stored = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri,
+                                                              dst_path=str(Path(tmp) / "stored")))
+            mlflow.set_tags(artifact_checksums(stored))
     return run.info.run_id, info.model_uri
 
 
+def artifact_checksums(model_dir: Path) -> dict[str, str]:
+    """The checksum tags of a (downloaded) model folder: sha256 and size of model.lgb and the spec."""
+    tags = {}
+    for file_name, (sha_tag, size_tag) in CHECKSUM_TAGS.items():
+        path = _find(model_dir, file_name)
+        if path is None:
+            raise ModelArtifactError(f"no {file_name} in the logged model at {model_dir}")
+        tags[sha_tag], tags[size_tag] = _sha256(path), str(path.stat().st_size)
+    return tags
+
+
 def register(model_uri: str, name: str, run_id: str, tags: Mapping[str, str]) -> int:
+    """A new version of `name` from a logged model; the run's checksum tags are copied to the version."""
     client = MlflowClient()
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="krakenflow direction model (LightGBM, native)")
-    mv = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
+    run_tags = client.get_run(run_id).data.tags if run_id else {}
+    checksums = {t: run_tags[t] for pair in CHECKSUM_TAGS.values() for t in pair if t in run_tags}
+    mv = client.create_model_version(name, model_uri, run_id=run_id, tags={**tags, **checksums})
     return int(mv.version)
 
 
@@ -137,14 +177,121 @@ def _resolve(name: str, ref: str) -> Any:
         ) from err
 
 
-def load_model(name: str, ref: str = "champion") -> LoadedModel:
-    """Download a version's native booster and feature spec (ref: alias or version number)."""
+def load_model(name: str, ref: str = "champion", parse_timeout_s: float = PARSE_TIMEOUT_S) -> LoadedModel:
+    """Download a version's native booster and feature spec (ref: alias or version number).
+
+    Each file is checked against its recorded size and sha256 before it is parsed; a version without
+    checksum tags (logged before they existed) has its model parsed in a child process first, which
+    may take `parse_timeout_s`. Anything wrong with the artifacts raises ModelArtifactError."""
     mv = _resolve(name, ref)
+    label = f"model {name} v{mv.version}"
+    expected = _recorded_checksums(mv)
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
-        spec = json.loads(next(local.rglob(SPEC_FILE)).read_text())
-        booster = lgb.Booster(model_file=str(next(local.rglob("model.lgb"))))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
+        except (MlflowException, OSError) as err:
+            raise ModelArtifactError(f"{label}: cannot download its artifacts from {mv.source}: {err}. "
+                                     f"{_FIX}") from err
+        files = {}
+        for file_name in CHECKSUM_TAGS:
+            path = _find(local, file_name)
+            if path is None:
+                raise ModelArtifactError(f"{label}: no {file_name} in its artifacts at {mv.source}. {_FIX}")
+            files[file_name] = path
+            if file_name in expected:
+                _verify(label, mv, local, path, *expected[file_name])
+        spec = _read_spec(label, mv, local, files[SPEC_FILE])
+        if MODEL_FILE not in expected:
+            _parse_in_child(label, mv, local, files[MODEL_FILE], parse_timeout_s)
+        try:
+            booster = lgb.Booster(model_file=str(files[MODEL_FILE]))
+        except lgb.basic.LightGBMError as err:
+            raise ModelArtifactError(f"{label}: LightGBM cannot read {_where(mv, local, files[MODEL_FILE])}: "
+                                     f"{err}. {_FIX}") from err
     return LoadedModel(booster, spec, name, int(mv.version), mv.run_id or "", dict(mv.tags))
+
+
+_FIX = ("Re-register the model (`krakenflow stage register`) or move the alias back (`krakenflow rollback`, "
+        "or pin a sound version with `--model N`).")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _find(folder: Path, file_name: str) -> Path | None:
+    return next(iter(sorted(folder.rglob(file_name))), None)
+
+
+def _recorded_checksums(mv: Any) -> dict[str, tuple[str, str]]:
+    """file name → (sha256, size) from the version's tags, else from its run's (checksummed before
+    registration); empty for a version logged before checksums were recorded."""
+    tags: Mapping[str, str] = mv.tags
+    if not any(t in tags for t, _ in CHECKSUM_TAGS.values()) and mv.run_id:
+        try:
+            tags = MlflowClient().get_run(mv.run_id).data.tags
+        except MlflowException:
+            tags = {}
+    return {file_name: (tags[sha_tag], tags.get(size_tag, ""))
+            for file_name, (sha_tag, size_tag) in CHECKSUM_TAGS.items() if sha_tag in tags}
+
+
+def _where(mv: Any, local: Path, path: Path) -> str:
+    """Where the file is stored (the logged model's artifact location), for the error message."""
+    relative = path.relative_to(local).as_posix()
+    location = str(mv.source)
+    if location.startswith("models:/"):
+        with contextlib.suppress(MlflowException, AttributeError):
+            location = MlflowClient().get_logged_model(location.removeprefix("models:/")).artifact_location
+    return f"{location.rstrip('/')}/{relative}"
+
+
+def _verify(label: str, mv: Any, local: Path, path: Path, sha256: str, size: str) -> None:
+    actual_size, actual_sha = str(path.stat().st_size), _sha256(path)
+    if (size and actual_size != size) or actual_sha != sha256.lower():
+        raise ModelArtifactError(
+            f"{label}: {_where(mv, local, path)} is corrupt or was replaced: expected {size or '?'} bytes "
+            f"with sha256 {sha256}, found {actual_size} bytes with sha256 {actual_sha}. {_FIX}")
+
+
+def _parse_in_child(label: str, mv: Any, local: Path, path: Path, timeout_s: float) -> None:
+    """Parse an unverified model file in a throw-away process: a crash or hang there costs nothing here."""
+    where = _where(mv, local, path)
+    try:
+        done = subprocess.run([sys.executable, "-c", _PARSE_IN_CHILD, str(path)], capture_output=True, text=True,
+                              errors="replace", timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as err:
+        raise ModelArtifactError(f"{label} has no recorded checksum and LightGBM did not finish parsing {where} "
+                                 f"within {timeout_s:g} s: the file is corrupt. {_FIX}") from err
+    except OSError as err:
+        raise ModelArtifactError(f"{label} has no recorded checksum and {where} could not be checked in a "
+                                 f"child process ({err}). {_FIX}") from err
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    if done.returncode == 0 and last.isdigit():  # it printed the number of trees it read
+        return
+    if done.returncode < 0:
+        try:
+            how = f"crashed LightGBM ({signal.Signals(-done.returncode).name})"
+        except ValueError:
+            how = f"killed LightGBM (signal {-done.returncode})"
+    else:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        how = f"cannot be read by LightGBM ({lines[-1][:300] if lines else f'exit code {done.returncode}'})"
+    raise ModelArtifactError(f"{label} has no recorded checksum and {where} {how}: the file is corrupt. {_FIX}")
+
+
+def _read_spec(label: str, mv: Any, local: Path, path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelArtifactError(f"{label}: {_where(mv, local, path)} is not valid JSON ({err}). {_FIX}") from err
+    if not isinstance(spec, dict):
+        raise ModelArtifactError(f"{label}: {_where(mv, local, path)} is not a feature spec object. {_FIX}")
+    return spec
 
 
 def run_artifacts(run_id: str, folder: str | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from features.spec import FeatureSpec, spec_from_json
-from models.registry import LoadedModel, load_model
+from models.registry import LoadedModel, ModelArtifactError, load_model
 from trader.engine import Scorer
 from trader.fast_predict import FastScorer
 
@@ -33,8 +33,13 @@ def batch_predict(booster: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def trading_model(loaded: LoadedModel) -> TradingModel:
-    """Refuses (SpecMismatchError) a model whose feature spec differs from this code's features."""
-    spec = spec_from_json(loaded.spec)
+    """Refuses (SpecMismatchError) a model whose feature spec differs from this code's features, and
+    (ModelArtifactError) one whose feature_spec.json does not describe features at all."""
+    try:
+        spec = spec_from_json(loaded.spec)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelArtifactError(f"model {loaded.name} v{loaded.version}: its feature_spec.json does not describe "
+                                 f"features ({type(err).__name__}: {err}); re-register the model") from err
     spec.check_compatible(loaded.spec)
     return TradingModel(spec, booster_scorer(loaded.booster), loaded.version, loaded.name)
 

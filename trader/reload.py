@@ -2,8 +2,8 @@
 feature-spec hash checked against this code, its features warmed on the same candles the engine has
 seen, and swapped in between two candles, so no candle is missed and no decision mixes two models.
 
-A refused version (spec mismatch, not enough history to warm up, unloadable) is audited once and the
-current model keeps trading.
+A refused version (spec mismatch, not enough history to warm up, corrupt or unloadable artifacts — any
+failure to load) is audited once and the current model keeps trading.
 """
 
 from __future__ import annotations
@@ -64,8 +64,13 @@ class ModelWatcher:
 
 
 def load_for_swap(name: str, version: int) -> TradingModel:
-    """Load a version as a trading model; every reason it cannot trade becomes ReloadRefused."""
+    """Load a version as a trading model; every reason it cannot trade becomes ReloadRefused, so a bad
+    version (corrupt artifact: registry.ModelArtifactError; wrong features; a registry error) never stops
+    the model that trades now."""
     try:
         return trading_model(registry.load_model(name, str(version)))
-    except (SpecMismatchError, LookupError, OSError, ValueError) as err:
+    except (SpecMismatchError, LookupError, OSError, ValueError) as err:  # incl. ModelArtifactError
         raise ReloadRefused(f"{name} v{version}: {err}") from err
+    except Exception as err:  # LightGBM, MLflow, I/O, anything: the current model trades on
+        log.exception("loading %s v%s failed", name, version)
+        raise ReloadRefused(f"{name} v{version} cannot be loaded: {type(err).__name__}: {err}") from err
