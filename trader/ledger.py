@@ -188,6 +188,12 @@ class Ledger:
             return False
         return True
 
+    def filled_quantity(self, client_id: str) -> float:
+        """Base quantity of all fills recorded for one intent."""
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.sum(fills.c.quantity)).where(fills.c.client_id == client_id)).scalar()
+        return float(total or 0.0)
+
     def fills(self, pair: str | None = None) -> list[Fill]:
         query = select(fills).order_by(fills.c.ts, fills.c.id)
         if pair is not None:

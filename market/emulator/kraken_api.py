@@ -176,6 +176,7 @@ class KrakenApi:
     async def _run(self, endpoint: str, handler: Callable[[], Any]) -> Response:
         fault = self.faults.take(endpoint, ("delay", "drop_response", "http_status", "kraken_error",
                                             "malformed_json", "connection_reset"))
+        self.faults.called(endpoint)
         if fault and fault.kind == "connection_reset":
             return _ResetMidBody()
         if fault and fault.kind == "http_status":

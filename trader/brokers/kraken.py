@@ -134,7 +134,7 @@ class KrakenBroker:
             orders = self.client.orders_by_client_id()
             for record in watched:
                 order = orders.get(record.intent.client_id)
-                if record.status in AMBIGUOUS:
+                if record.status in AMBIGUOUS or (record.status == "sent" and not _valid_txid(record.txid)):
                     self._resolve_ambiguous(record, order)
                 elif record.status == "not_found" and order is not None:
                     self._adopt_late_order(record, order)
@@ -172,7 +172,7 @@ class KrakenBroker:
         log.error("order %s turned up after it was given up on: adopted with its fills", record.intent.client_id)
 
     def _record_fills(self, orders: dict[str, ExchangeOrder]) -> list[Fill]:
-        by_txid = {r.txid: r for r in self.ledger.unresolved_intents() if r.txid}
+        by_txid = {r.txid: r for r in self.ledger.unresolved_intents() if _valid_txid(r.txid)}
         if not by_txid:
             return []
         new: list[Fill] = []
@@ -185,9 +185,20 @@ class KrakenBroker:
                     new.append(fill)
         for txid, record in by_txid.items():
             order = orders.get(record.intent.client_id)
-            if order is not None and order.status in ("closed", "canceled", "expired"):
-                self.ledger.mark(record.intent.client_id, "filled" if order.filled > 0 else "cancelled", txid=txid)
+            if order is None or order.status not in ("closed", "canceled", "expired"):
+                continue
+            recorded = self.ledger.filled_quantity(record.intent.client_id)
+            if recorded < order.filled * (1 - 1e-9):  # its trades are not all in the ledger yet: next poll
+                log.warning("order %s is %s but only %.8f of %.8f filled is recorded; keeping it open",
+                            record.intent.client_id, order.status, recorded, order.filled)
+                continue
+            self.ledger.mark(record.intent.client_id, "filled" if order.filled > 0 else "cancelled", txid=txid)
         return new
+
+
+def _valid_txid(txid: str | None) -> bool:
+    """Old ledgers hold 'None' where a garbled AddOrder answer carried no txid."""
+    return bool(txid) and txid not in ("None", "null")
 
 
 def _fill(intent: OrderIntent, trade: ExchangeTrade) -> Fill:
