@@ -49,10 +49,11 @@ def run_ingest(console: Console, params: Any, paths: Any, pairs: list[str], time
     from quality.expectations import DataQualityError
 
     url = url or Settings().kraken_url
-    client, store = public_client(url), candle_store(params, paths)
+    store = candle_store(params, paths)
     run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S")
     reports = []
     try:
+        client = public_client(url)
         since_ms = parse_since(since)
         for pair in pairs or list(params.pairs):
             for tf in timeframes or list(params.ingest.timeframes):

@@ -116,6 +116,9 @@ def _translate(err: Exception) -> errors.ExchangeError:
         return errors.RateLimited(text)
     for ccxt_type, ours in mapping:
         if isinstance(err, ccxt_type):
+            if ours is errors.ExchangeUnavailable:
+                return ours(f"exchange unreachable or failing ({type(err).__name__}: {text[:300]}); "
+                            f"check KRAKENFLOW_KRAKEN_URL and the network")
             return ours(text)
     return errors.ExchangeError(text)
 
@@ -288,7 +291,7 @@ def check_base_url(base_url: str) -> str:
     except ValueError:
         parsed = parsed._replace(netloc="")
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"KRAKENFLOW_KRAKEN_URL {base_url!r} is not an http(s) URL; use e.g. "
+        raise ValueError(f"Kraken URL {base_url!r} (KRAKENFLOW_KRAKEN_URL or --url) is not an http(s) URL; use e.g. "
                          f"https://api.kraken.com or http://127.0.0.1:8765 for the emulator")
     return base_url
 

@@ -30,6 +30,11 @@ import lightgbm as lgb
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# MLflow's own HTTP retries (7, backoff ×2) stall an unreachable server for over four minutes: a few
+# quick retries, then our error naming the URI
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import mlflow
 from mlflow import MlflowClient
@@ -66,9 +71,33 @@ class LoadedModel:
     tags: dict[str, str]
 
 
-def configure(tracking_uri: str, registry_uri: str | None = None) -> None:
+class RegistryUnavailable(LookupError):
+    """The MLflow server cannot be reached; the message names the URI and the setting."""
+
+
+def configure(tracking_uri: str, registry_uri: str | None = None, probe_timeout_s: float = 5.0) -> None:
+    """Point MLflow at the stores. An http(s) server is probed first (its /health), so an unreachable one
+    is one clear error within seconds instead of a long stall and a misleading "no model version"."""
+    for uri in {tracking_uri, registry_uri or tracking_uri}:
+        if uri.startswith(("http://", "https://")):
+            _probe(uri, probe_timeout_s)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri or tracking_uri)
+
+
+def _probe(uri: str, timeout_s: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy may not route /health): reachable
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise RegistryUnavailable(f"cannot reach the MLflow server at {uri} ({reason}); start it or fix "
+                                  f"KRAKENFLOW_MLFLOW_TRACKING_URI / KRAKENFLOW_MLFLOW_REGISTRY_URI") from None
 
 
 def ensure_experiment(name: str, artifact_root: str) -> str:
