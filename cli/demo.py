@@ -148,6 +148,7 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
         last = {p: emulator.venue.candles[p][-1].close for p in params.pairs}
         equity = balances.get("USD", 0.0) + sum(balances.get(BASE_ASSET[p], 0.0) * last[p] for p in params.pairs)
         fills = session.broker.ledger.fills()
+        session.close()
     finally:
         emulator.stop()
     console.print(f"live (ccxt → local Kraken emulator at {emulator.url}, model v{session.model_version}): "

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-MAX_CANDLES = 100_000  # ~11 years of 1h candles: any horizon, window or period beyond this is a typo
+MAX_CANDLES = 10_000_000  # ~19 years of 1m candles: any horizon, window or period beyond this is a typo
 MAX_USD = 1e12         # cash and notionals: far above any account, far below float trouble
 Candles = Annotated[int, Field(ge=1, le=MAX_CANDLES)]
 PAIR = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")  # ccxt's unified Kraken symbol, e.g. XRP/USD, 1INCH/EUR

@@ -84,9 +84,9 @@ def test_absurdly_huge_number_is_refused(section: str, key: str, value: object) 
 
 
 def test_huge_horizon_is_refused_even_with_a_matching_embargo() -> None:
-    raw = _with("label", "horizon", 10**6)
-    raw["cv"]["embargo"] = 10**6
-    with pytest.raises(ParamsError, match=r"label\.horizon input should be less than or equal to 100000"):
+    raw = _with("label", "horizon", 10**8)
+    raw["cv"]["embargo"] = 10**8
+    with pytest.raises(ParamsError, match=r"label\.horizon input should be less than or equal to 10000000"):
         parse_params(raw)
 
 
