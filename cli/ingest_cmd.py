@@ -34,7 +34,7 @@ def _expected_candles(store: Any, client: Any, pair: str, timeframe: str, since_
     start = since_ms if since_ms is not None else (newest.value // 1_000_000 if newest is not None else None)
     if start is None:
         return 720
-    now_ms = int(client.exchange.fetch_time() or 0)
+    now_ms = client.server_time_ms()
     return max(1, (now_ms - start) // timeframe_ms(timeframe))
 
 

@@ -35,7 +35,7 @@ SCHEDULED_TIMEFRAMES = {"5m": "*/5 * * * *", "1h": "2 * * * *"}
 def exchange_candle_task(kraken_url: str, timeframe: str) -> int:
     """Open time (epoch ms) of the exchange's current, unfinished candle (Kraken's Time): part of the
     ingest task's cache key, so the cache lasts until the next candle can have finished."""
-    now_ms = int(public_client(kraken_url).exchange.fetch_time() or 0)
+    now_ms = public_client(kraken_url).server_time_ms()
     step = timeframe_ms(timeframe)
     return now_ms // step * step
 

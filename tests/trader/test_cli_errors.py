@@ -133,3 +133,16 @@ def test_the_documented_postgresql_url_works_and_locks(pg_schema: str) -> None:
     again = Ledger(url, exclusive=True)
     assert again.audit_trail() == [("hello", {})]
     again.close()
+
+
+def test_a_pair_kraken_does_not_list_stops_live_start_up_with_its_name(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["sample"] = {"FOO/USD": "data/sample/binance/XRP_USDT-1h.parquet"}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    code, out, _ = krakenflow(tmp_path, "trade", "--mode", "live", "--max-polls", "1", "--params", str(params),
+                              KRAKENFLOW_HOME=str(settings.home), KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
+                              KRAKENFLOW_LEDGER_URL=str(settings.ledger_uri), KRAKENFLOW_KRAKEN_THROTTLE="false")
+    assert_clear(code, out, "FOO/USD")

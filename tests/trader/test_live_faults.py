@@ -73,6 +73,14 @@ def make_settings(tmp_path: Path, emu: EmulatorHandle, booster: Any, mlflow_temp
     return s
 
 
+def start(tmp_path: Path, emu: EmulatorHandle, booster_and_median: tuple[Any, float], mlflow_template: Path,
+          timeout_ms: int = 1_500, **live: Any) -> LiveSession:
+    """A live session on a fresh registry (one real @champion) and ledger, trading often."""
+    booster, median = booster_and_median
+    return open_session(trading_params(median, **live), make_settings(tmp_path, emu, booster, mlflow_template),
+                        client(emu, timeout_ms))
+
+
 def client(emu: EmulatorHandle, timeout_ms: int = 1_500) -> KrakenClient:
     return KrakenClient(make_exchange(emu.url, EMULATOR_KEY, EMULATOR_SECRET, timeout_ms=timeout_ms, throttle=False))
 
@@ -124,10 +132,8 @@ def assert_books_agree(session: LiveSession, emu: EmulatorHandle) -> None:
 
 def test_a_backlog_after_an_outage_trades_only_its_newest_candle(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                                 mlflow_template) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
 
     def outage(n: int) -> None:
         if n == 3:  # 20 answers of 503 on every endpoint (5 polls) while the market moves on 140 candles
@@ -150,11 +156,9 @@ def test_a_backlog_after_an_outage_trades_only_its_newest_candle(fast_emulator, 
 
 def test_no_order_on_a_candle_that_is_stale_by_the_exchange_clock(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                                  mlflow_template) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
     emu.venue.clock_skew_s = (PARAMS.risk.stale_after_candles + 1) * 3600  # OHLC lags the exchange's clock
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
     trade(session, emu, 12)
     assert emu.venue.orders == {}
     reasons = {d["reason"] for d in session.broker.ledger.recent_decisions(50)}
@@ -184,10 +188,8 @@ AFTER_ORDER_FAULTS = [
                          ids=lambda f: f"{f.endpoint}-{f.kind}{'-' + f.error if f.error else ''}")
 def test_a_fault_at_any_step_of_an_order_leaves_the_books_agreeing(fast_emulator, booster_and_median,  # type: ignore[no-untyped-def]
                                                                   tmp_path, mlflow_template, fault) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median, lookup_window_s=1.0),
-                           make_settings(tmp_path, emu, booster, mlflow_template), client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template, lookup_window_s=1.0)
     emu.add_fault(fault)
     trade(session, emu, 16, pause_s=0.12)
     assert fault.endpoint + ":" + fault.kind in emu.faults.fired
@@ -198,10 +200,8 @@ def test_a_fault_at_any_step_of_an_order_leaves_the_books_agreeing(fast_emulator
 def test_an_order_placed_after_it_was_given_up_on_is_adopted(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                             mlflow_template) -> None:
     """AddOrder answers after 4 s; the trader gave up after one lookup (window 0): the order still counts."""
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median, lookup_window_s=0.0, min_lookups=1),
-                           make_settings(tmp_path, emu, booster, mlflow_template), client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template, lookup_window_s=0.0, min_lookups=1)
     emu.add_fault(Fault("AddOrder", "delay", delay_ms=4_000))
     trade(session, emu, 30, pause_s=0.2)
     kinds = [k for k, _ in session.broker.ledger.audit_trail()]
@@ -213,10 +213,8 @@ def test_the_default_lookup_window_keeps_a_late_order_blocked_and_found(fast_emu
                                                                        tmp_path, mlflow_template) -> None:
     """The measured defect: a 15 s AddOrder delay became two buys. Scaled down: a 4 s delay against a 1.5 s
     client timeout, with the default 90 s lookup window."""
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
     emu.add_fault(Fault("AddOrder", "delay", delay_ms=4_000))
     trade(session, emu, 30, pause_s=0.2)
     kinds = [k for k, _ in session.broker.ledger.audit_trail()]
@@ -263,10 +261,8 @@ def test_a_restart_with_an_order_in_flight_comes_up_within_krakens_rate_limit(em
 
 def test_cash_follows_every_fill_whatever_call_fails_next(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                           mlflow_template) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
     for endpoint in ("BalanceEx", "OpenOrders", "ClosedOrders", "TradesHistory"):
         emu.add_fault(Fault(endpoint, "kraken_error", error="EAPI:Rate limit exceeded", times=3, after="AddOrder"))
     equity_seen: list[float] = []
@@ -294,10 +290,8 @@ def _get(url: str) -> tuple[int, Any]:
 
 def test_health_reports_failing_polls_and_their_age(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                     mlflow_template) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
     port = free_port()
     serve_status(session, "127.0.0.1", port)
     seen: dict[int, tuple[int, float]] = {}
@@ -318,10 +312,8 @@ def test_health_reports_failing_polls_and_their_age(fast_emulator, booster_and_m
 
 
 def test_health_reports_a_hung_loop(fast_emulator, booster_and_median, tmp_path, mlflow_template) -> None:  # type: ignore[no-untyped-def]
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median, watchdog_s=0.5),
-                           make_settings(tmp_path, emu, booster, mlflow_template), client(emu, timeout_ms=20_000))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template, timeout_ms=20_000, watchdog_s=0.5)
     port = free_port()
     serve_status(session, "127.0.0.1", port)
     emu.add_fault(Fault("OHLC", "delay", delay_ms=4_000, times=1, after="BalanceEx"))  # the first poll hangs
@@ -339,10 +331,8 @@ def test_health_reports_a_hung_loop(fast_emulator, booster_and_median, tmp_path,
 
 def test_an_exchange_clock_that_went_back_halts_with_a_reason(fast_emulator, booster_and_median, tmp_path,  # type: ignore[no-untyped-def]
                                                               mlflow_template) -> None:
-    booster, median = booster_and_median
     emu = fast_emulator
-    session = open_session(trading_params(median), make_settings(tmp_path, emu, booster, mlflow_template),
-                           client(emu))
+    session = start(tmp_path, emu, booster_and_median, mlflow_template)
 
     def restart_back(n: int) -> None:
         if n == 3:
