@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def max_drawdown(equity: Sequence[float]) -> float:
+def max_drawdown(equity: Sequence[float] | np.ndarray) -> float:
     """Largest peak-to-trough fall, as a positive fraction of the peak (0.25 = −25 %)."""
     eq = np.asarray(equity, dtype=np.float64)
     if eq.size == 0:
@@ -17,7 +17,7 @@ def max_drawdown(equity: Sequence[float]) -> float:
     return float(np.max((peaks - eq) / peaks))
 
 
-def period_returns(equity: Sequence[float]) -> np.ndarray:
+def period_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
     eq = np.asarray(equity, dtype=np.float64)
     if eq.size < 2:
         return np.empty(0)
@@ -32,7 +32,7 @@ def sharpe(returns: Sequence[float] | np.ndarray, periods_per_year: float) -> fl
     return float(r.mean() / r.std(ddof=1) * math.sqrt(periods_per_year))
 
 
-def total_return(equity: Sequence[float]) -> float:
+def total_return(equity: Sequence[float] | np.ndarray) -> float:
     """Final over initial equity, minus one (fraction)."""
     if len(equity) == 0:
         return 0.0

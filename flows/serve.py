@@ -14,7 +14,7 @@ from flows.drift import drift_flow
 from flows.ingest import ingest_deployments  # ingest-5m every 5 minutes, ingest-1h hourly
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
 
-SCHEDULES = {
+SCHEDULES: dict[str, tuple[Any, str | None]] = {
     "validate-hourly": (validate_flow, "5 * * * *"),      # quality gate over the candle files
     "drift-hourly": (drift_flow, "15 * * * *"),           # Evidently check; on drift: retrain → A/B
     "retrain-weekly": (retrain_flow, "0 3 * * 1"),        # Mondays 03:00 UTC → @challenger

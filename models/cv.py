@@ -28,7 +28,8 @@ class Fold:
 
 def epoch_ns(dates: np.ndarray) -> np.ndarray:
     """Nanoseconds since the epoch (UTC) of datetime-like values, tz-aware or naive-as-UTC."""
-    return np.asarray(pd.DatetimeIndex(pd.to_datetime(np.asarray(dates), utc=True)).as_unit("ns").asi8)
+    utc = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates), utc=True)).as_unit("ns").tz_localize(None)
+    return utc.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
 def candle_index(dates: np.ndarray, candle: np.timedelta64) -> np.ndarray:

@@ -8,7 +8,9 @@ training label peeks into the holdout period.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,9 +37,14 @@ class Dataset:
         return Dataset(self.X[mask], self.y[mask], self.net_return[mask], self.pair[mask], self.date[mask])
 
 
+def columns(frame: pd.DataFrame) -> Mapping[str, Any]:
+    """A candle frame as the column mapping the feature code reads (no copy)."""
+    return {name: frame[name].to_numpy() for name in ("open", "high", "low", "close", "volume")}
+
+
 def pair_table(frame: pd.DataFrame, pair: str, spec: FeatureSpec, params: Params) -> pd.DataFrame:
     """Features + label for one pair; rows inside the warm-up or without a known future are dropped."""
-    X = spec.batch(frame)
+    X = spec.batch(columns(frame))
     net = forward_net_log_return(frame["close"].to_numpy(), params.label.horizon, params.fees.taker)
     table = pd.DataFrame(X, columns=list(spec.names))
     table.insert(0, "date", frame["date"].to_numpy())

@@ -105,7 +105,7 @@ def score_fold(prepared: PreparedFolds, k: int, train: TrainParams) -> FoldScore
     fold = prepared.folds[k]
     booster = lgb.train(lgb_params(train), prepared.train_sets[k], num_boost_round=train.n_estimators)
     y_test = prepared.data.y[fold.test]
-    prob = booster.predict(prepared.data.X[fold.test])
+    prob = np.asarray(booster.predict(prepared.data.X[fold.test]), dtype=np.float64)
     base = float(prepared.data.y[fold.train].mean())
     return FoldScore(log_loss(y_test, prob), auc(y_test, prob), log_loss(y_test, np.full(len(y_test), base)),
                      int(fold.train.size), int(fold.test.size))

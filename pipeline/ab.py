@@ -18,7 +18,7 @@ from models.promotion import ABResult, ABRules, decide_promotion
 from pipeline.paths import DataPaths
 from pipeline.stages import load_validated, periods_per_year
 from trader.backtest import BacktestResult, BatchPredict, batch_scores, run_backtest
-from trader.model import TradingModel, trading_model
+from trader.model import TradingModel, batch_predict, trading_model
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
     start = shadow_start(params, chall_loaded, champ_loaded)
     start_ms = int(start.value // 1_000_000)
     candles = {pair: to_candles(frame) for pair, frame in load_validated(params, paths).items()}
-    champ_run = _shadow(champ, champ_loaded.booster.predict, candles, params, start_ms)
-    chall_run = _shadow(chall, chall_loaded.booster.predict, candles, params, start_ms)
+    champ_run = _shadow(champ, batch_predict(champ_loaded.booster), candles, params, start_ms)
+    chall_run = _shadow(chall, batch_predict(chall_loaded.booster), candles, params, start_ms)
     trades = int(chall_run.metrics["n_round_trips"])
     result = decide_promotion(period_returns(champ_run.equity), period_returns(chall_run.equity), trades,
                               ab_rules(params))

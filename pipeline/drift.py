@@ -9,6 +9,7 @@ import pandas as pd
 from core.params import Params
 from core.settings import Settings
 from models import registry
+from models.dataset import columns
 from pipeline.paths import DataPaths
 from pipeline.stages import load_validated
 from quality.drift import DriftDecision, run_drift_report
@@ -19,10 +20,10 @@ PREDICTION = "prediction"
 
 def _feature_frame(frame: pd.DataFrame, loaded: registry.LoadedModel) -> pd.DataFrame:
     spec = trading_model(loaded).spec  # refuses a spec-hash mismatch
-    X = spec.batch(frame)[spec.warmup :]
+    X = spec.batch(columns(frame))[spec.warmup :]
     out = pd.DataFrame(X, columns=list(spec.names))
     out.insert(0, "date", frame["date"].to_numpy()[spec.warmup :])
-    out = out[np.isfinite(X).all(axis=1)].reset_index(drop=True)
+    out = out.loc[pd.Series(np.isfinite(X).all(axis=1))].reset_index(drop=True)
     out[PREDICTION] = loaded.booster.predict(out[list(spec.names)].to_numpy())
     return out
 

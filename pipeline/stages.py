@@ -32,7 +32,7 @@ from quality.expectations import gate
 from quality.repairs import apply_repairs
 from trader.backtest import BatchScores, batch_scores, buy_and_hold_return, run_backtest
 from trader.engine import WARMING_UP
-from trader.model import booster_scorer
+from trader.model import batch_predict, booster_scorer
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def train(params: Params, paths: DataPaths) -> dict[str, Any]:
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(paths.model_file, lambda p: booster.save_model(str(p)))
     _write_json(paths.spec_file, spec.to_json())
-    metrics: dict[str, Any] = evaluate.classification_metrics(train_set.y, booster.predict(train_set.X), "train")
+    metrics: dict[str, Any] = evaluate.classification_metrics(train_set.y, batch_predict(booster)(train_set.X), "train")
     metrics.update(cv_summary(scores))
     metrics.update(search_info)
     metrics["train_start"] = str(pd.Timestamp(train_set.date.min()))
@@ -255,14 +255,14 @@ def evaluate_model(params: Params, paths: DataPaths) -> dict[str, Any]:
     booster, spec, _ = load_trained(paths)
     table = load_feature_table(params, paths)
     _, holdout = dataset.split(table, spec.names)
-    holdout_prob = booster.predict(holdout.X)
+    holdout_prob = batch_predict(booster)(holdout.X)
     metrics: dict[str, Any] = evaluate.classification_metrics(holdout.y, holdout_prob, "holdout")
     frames = load_validated(params, paths)
     start = holdout_start(frames, params.split.holdout_fraction)
     start_ms = int(start.value // 1_000_000)
     ppy = periods_per_year(params.data.timeframe)
     candles = {pair: to_candles(frame) for pair, frame in frames.items()}
-    scores = {pair: batch_scores(spec, booster.predict, seq) for pair, seq in candles.items()}
+    scores = {pair: batch_scores(spec, batch_predict(booster), seq) for pair, seq in candles.items()}
     result = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms, ppy,
                           scores, params.risk)
     momentum = run_backtest(candles, spec, booster_scorer(booster), params.trade, params.fees, start_ms, ppy,
@@ -322,7 +322,7 @@ def data_hash(params: Params, paths: DataPaths) -> str:
 
 def _flat_params(params: Params) -> dict[str, Any]:
     flat = pd.json_normalize(params.model_dump(mode="json"), sep=".").iloc[0].to_dict()
-    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in flat.items()}
+    return {str(k): json.dumps(v) if isinstance(v, list | dict) else v for k, v in flat.items()}
 
 
 def register(params: Params, paths: DataPaths, settings: Settings) -> int:
