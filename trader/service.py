@@ -315,6 +315,7 @@ def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections queue from now on, even before uvicorn's loop accepts them
     except OSError as err:
         sock.close()
         raise StatusPortError(f"cannot serve the status page on {host}:{port} ({err.strerror}); "
@@ -325,4 +326,7 @@ def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="status-api", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return thread
