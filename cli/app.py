@@ -65,8 +65,10 @@ def stage(
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help="candles: parquet, feather, Kraken OHLCVT or CryptoDataDownload CSV")],
-    timeframe: Annotated[str | None, typer.Option(help="candle interval; default: data.timeframe")] = None,
+    file: Annotated[Path, typer.Argument(help="candles: parquet, feather, freqtrade json, Kraken OHLCVT or trades "
+                                         "CSV, CryptoDataDownload CSV")],
+    timeframe: Annotated[str | None, typer.Option(help="candle interval; default: inferred from the candle "
+                                                  "spacing, as import does")] = None,
     quarantine: Annotated[Path | None, typer.Option(help="on failure: batch + GX result + Data Docs here")] = None,
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
@@ -76,7 +78,7 @@ def validate(
 
     params = _params(params_file)
     try:
-        checked = check_file(file, params.quality, timeframe or params.data.timeframe, quarantine)
+        checked = check_file(file, params.quality, timeframe, quarantine)
     except CandleDataError as err:
         console.print(f"[red]rejected:[/red] {err}")
         raise typer.Exit(1) from None
@@ -85,7 +87,7 @@ def validate(
     for line in checked.warnings:
         console.print(f"[yellow]warning:[/yellow] {line}")
     verdict = "[green]passed[/green]" if checked.validation.success else "[red]FAILED[/red]"
-    console.print(f"{file} ({checked.format}): {verdict} — {checked.validation.summary()} "
+    console.print(f"{file} ({checked.format}, {checked.timeframe}): {verdict} — {checked.validation.summary()} "
                   f"(GX {checked.seconds:.2f} s incl. start-up)")
     if checked.data_docs:
         console.print(f"quarantined: {checked.data_docs.parent.parent} (Data Docs: {checked.data_docs})")
@@ -382,8 +384,9 @@ def ingest(
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="Kraken OHLCVT CSV, Kraken trades CSV (needs --timeframe), "
-                                         "CryptoDataDownload CSV, freqtrade feather/parquet")],
-    pair: Annotated[str, typer.Option(help="the pair these candles are, e.g. XRP/USD")],
+                                         "CryptoDataDownload CSV, freqtrade feather/parquet/json")],
+    pair: Annotated[str | None, typer.Option(help="the pair these candles are, e.g. XRP/USD; default: the file's "
+                                             "symbol column (--pair then only confirms it)")] = None,
     timeframe: Annotated[str | None, typer.Option(help="default: inferred from the candle spacing")] = None,
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:

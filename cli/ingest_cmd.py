@@ -87,7 +87,9 @@ def _print_ingest(console: Console, reports: list[Any], store: Any) -> None:
             console.print(f"{r.pair} {r.timeframe}: {line}")
 
 
-def run_import(console: Console, params: Any, paths: Any, file: Path, pair: str, timeframe: str | None) -> Any:
+def run_import(console: Console, params: Any, paths: Any, file: Path, pair: str | None, timeframe: str | None) -> Any:
+    """The pair comes from the file's symbol column when it has one (`pair` then only confirms it: a
+    mismatch is refused), else from `pair`; a refused file leaves the store as it was."""
     from market.frame import CandleDataError
     from market.history import import_file, infer_timeframe
     from pipeline.stages import candle_store, store_gate
@@ -95,22 +97,25 @@ def run_import(console: Console, params: Any, paths: Any, file: Path, pair: str,
 
     store = candle_store(params, paths)
     try:
-        imported = import_file(file, timeframe)
+        imported = import_file(file, timeframe, pair)
+        if imported.pair is None:
+            raise CandleDataError(f"{file}: no symbol column names the pair; pass --pair (e.g. --pair XRP/USD)")
+        pair_name: str = imported.pair
         tf = timeframe or infer_timeframe(imported.frame, str(file))
         run_id = "import-" + time.strftime("%Y%m%dT%H%M%S")
         with _progress(console) as bar:
-            task = bar.add_task(f"{file.name} → {pair} {tf}", total=len(imported.frame))
-            report = store.upsert(pair, tf, imported.frame, str(file), "keep",
-                                  store_gate(params, tf, f"{pair.replace('/', '-')}-{tf}", paths, run_id),
+            task = bar.add_task(f"{file.name} → {pair_name} {tf}", total=len(imported.frame))
+            report = store.upsert(pair_name, tf, imported.frame, str(file), "keep",
+                                  store_gate(params, tf, f"{pair_name.replace('/', '-')}-{tf}", paths, run_id),
                                   progress=lambda n: bar.advance(task, n))
     except (CandleDataError, DataQualityError, ValueError, OSError) as err:
         _fail(console, err)
     for line in imported.repairs:
         console.print(f"repair: {line}")
-    console.print(f"imported {file} ({imported.format}) as {pair} {tf}: {report.added} added, "
+    console.print(f"imported {file} ({imported.format}) as {pair_name} {tf}: {report.added} added, "
                   f"{report.unchanged} already stored, {report.conflicts_kept} differing from stored (kept), "
-                  f"{len(report.files_written)} month file(s) written under {store.series_dir(pair, tf)}")
-    gaps = store.gap_report(pair, tf)
-    console.print(f"store now holds {len(store.read(pair, tf))} candles, {len(gaps)} gap(s)"
+                  f"{len(report.files_written)} month file(s) written under {store.series_dir(pair_name, tf)}")
+    gaps = store.gap_report(pair_name, tf)
+    console.print(f"store now holds {len(store.read(pair_name, tf))} candles, {len(gaps)} gap(s)"
                   + (f"; largest: {max(gaps, key=lambda g: g.missing)}" if gaps else ""))
     return report

@@ -135,7 +135,9 @@ CASES = [
     Case("empty_file", "empty.csv", "unknown CSV layout"),
     Case("header_only_csv", "header_only.csv", "no candles"),
     Case("garbage_layout_csv", "garbage_layout.csv", "unknown CSV layout"),
-    Case("too_few_kraken_columns", "kraken_missing_trades_and_more.csv", "cannot read|missing column|NaN"),
+    # headerless, so its columns are known only by their count: 6 is neither Kraken OHLCVT (7) nor trades (3).
+    # (A header naming time,open,high,low,close,volume is read by its names: trades are optional.)
+    Case("too_few_kraken_columns", "kraken_headerless_six_fields.csv", "cannot read|missing column|NaN"),
     Case("unknown_extension", "README.md", "unknown candle file format '.md'"),
     Case("file_not_found", "no_such_file.parquet", "file not found"),
     Case("cdd_local_time_interleaved", str(ROOT / "data" / "sample" / "kraken" / "Kraken_XRPUSD_1h.csv"),

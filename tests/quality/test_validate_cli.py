@@ -35,8 +35,15 @@ def test_unreadable_file_is_rejected_with_the_reason() -> None:
     assert code == 1 and "unknown CSV layout" in out
 
 
-def test_timeframe_option_overrides_params() -> None:
+def test_timeframe_is_inferred_from_the_candles_as_import_does() -> None:
+    code, out = _validate(str(ROOT / "data" / "sample" / "binance" / "XRP_USDT-5m.feather"))
+    assert code == 0 and "(feather, 5m): passed — 72028 candles passed" in out
+    code, out = _validate(str(ROOT / "data" / "sample" / "kraken" / "XRPUSD_1440.csv"))
+    assert code == 0 and "(kraken_ohlcvt, 1d): passed" in out
+
+
+def test_timeframe_option_overrides_the_inferred_one() -> None:
     daily = str(ROOT / "data" / "sample" / "kraken" / "XRPUSD_1440.csv")
     assert _validate(daily, "--timeframe", "1d")[0] == 0
-    code, out = _validate(daily)
+    code, out = _validate(daily, "--timeframe", "1h")
     assert code == 1 and "the typical step is one candle" in out
