@@ -23,13 +23,21 @@ ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to use")]
 
 
 def _params(path: Path) -> Any:
+    """Load params.yaml; a pair the instrument table does not hold is refused here, before any command starts,
+    rather than as a KeyError deep in live trading."""
     from core.params import ParamsError, load_params
+    from market.instruments import UnknownPairError, bundled
 
     try:
-        return load_params(path)
+        params = load_params(path)
+        bundled().require(params.pairs)
     except ParamsError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
+    except UnknownPairError as err:
+        console.print(f"[red]error:[/red] {path}: data.sample: {err}")
+        raise typer.Exit(2) from None
+    return params
 
 
 def _paths() -> Any:
@@ -273,7 +281,14 @@ def print_trade_report(report: Any, max_rows: int = 12) -> None:
     )
 
 
-ASSET_CODES = {"USD": "ZUSD", "XRP": "XXRP", "DOGE": "XXDG", "XDG": "XXDG"}
+def _asset_codes() -> dict[str, str]:
+    from market.instruments import bundled
+
+    return bundled().asset_codes()
+
+
+ASSET_CODES = _asset_codes()
+"""What a person may write for an asset (USD, DOGE, XDG, BTC, XBT, XXBT...) → its Kraken asset code."""
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:

@@ -111,8 +111,8 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     from market.emulator.kraken_api import RateTier
     from market.emulator.server import load_candles, make_emulator
     from market.emulator.venue import VenueConfig
+    from market.instruments import bundled
     from models import registry
-    from trader.reconcile import BASE_ASSET
     from trader.service import connect, open_session, run
 
     params = _params(params_file)
@@ -146,7 +146,9 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
             run(session, poll_seconds=0, max_polls=steps, after_poll=tick)
         balances = client.balances()
         last = {p: emulator.venue.candles[p][-1].close for p in params.pairs}
-        equity = balances.get("USD", 0.0) + sum(balances.get(BASE_ASSET[p], 0.0) * last[p] for p in params.pairs)
+        table = bundled()  # balances arrive under ccxt's codes: DOGE for Kraken's XXDG
+        equity = balances.get("USD", 0.0) + sum(balances.get(table.get(p).unified_base, 0.0) * last[p]
+                                                for p in params.pairs)
         fills = session.broker.ledger.fills()
         session.close()
     finally:

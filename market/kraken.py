@@ -165,6 +165,10 @@ class KrakenClient:
         self._markets_loaded = True
         return markets
 
+    def instrument_catalog_raw(self) -> dict[str, Any]:
+        """Kraken's public Assets and AssetPairs answers, untouched: what market.instruments parses."""
+        return {"Assets": _read(self.exchange.publicGetAssets), "AssetPairs": _read(self.exchange.publicGetAssetPairs)}
+
     def _ensure_markets(self) -> None:
         if not self._markets_loaded:
             self.load_markets()

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from market.instruments import bundled
+
 if TYPE_CHECKING:
     from market.kraken import ExchangeOrder, KrakenClient
     from trader.brokers.kraken import KrakenBroker
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BASE_ASSET = {"XRP/USD": "XRP", "DOGE/USD": "DOGE"}
+BASE_ASSET: Mapping[str, str] = bundled().base_assets()
+"""symbol → the key its base balance arrives under from ccxt's fetch_balance, which uses ccxt's unified codes
+('DOGE/USD' → 'DOGE' for Kraken's XXDG, 'BTC/USD' → 'BTC' for XXBT), for every pair of the instrument table."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from market.emulator.faults import Fault, FaultBook
 from market.emulator.venue import PAIRS, Order, PairSpec, Venue, VenueError
+from market.instruments import asset_json, asset_pair_json, bundled
 
 HISTORY_CALLS = {"ClosedOrders", "TradesHistory", "QueryTrades", "Ledgers", "QueryLedgers"}
 TRADE_CALLS = {"AddOrder", "CancelOrder", "CancelAll", "CancelAllOrdersAfter"}
@@ -117,16 +118,11 @@ def _f(x: float, decimals: int = 8) -> str:
 
 
 def _pair_json(p: PairSpec, venue: Venue) -> dict[str, Any]:
-    return {
-        "altname": p.altname, "wsname": f"{p.base_alt}/USD", "aclass_base": "currency", "base": p.base,
-        "aclass_quote": "currency", "quote": p.quote, "lot": "unit", "cost_decimals": 5,
-        "pair_decimals": p.pair_decimals, "lot_decimals": p.lot_decimals, "lot_multiplier": 1,
-        "leverage_buy": [], "leverage_sell": [],
-        "fees": [[0, venue.config.taker_fee * 100], [50000, 0.24]],
-        "fees_maker": [[0, venue.config.maker_fee * 100], [50000, 0.14]],
-        "fee_volume_currency": "ZUSD", "margin_call": 80, "margin_stop": 40,
-        "ordermin": str(p.ordermin), "costmin": str(p.costmin), "tick_size": "0.00001", "status": "online",
-    }
+    """The instrument table's AssetPairs entry, its lowest fee tier set to what this venue charges."""
+    entry = asset_pair_json(p)
+    for key, rate in (("fees", venue.config.taker_fee), ("fees_maker", venue.config.maker_fee)):
+        entry[key] = [[0, round(rate * 100, 6)], *entry[key][1:]]
+    return entry
 
 
 def _order_json(o: Order) -> dict[str, Any]:
@@ -217,12 +213,10 @@ class KrakenApi:
         return {"status": "online", "timestamp": self.venue._iso(self.venue.now())}
 
     def _assets(self) -> dict[str, Any]:
-        assets = {"ZUSD": {"aclass": "currency", "altname": "USD", "decimals": 4, "display_decimals": 2,
-                           "status": "enabled"}}
-        for p in PAIRS.values():
-            assets[p.base] = {"aclass": "currency", "altname": p.base_alt, "decimals": 8, "display_decimals": 5,
-                              "status": "enabled"}
-        return assets
+        """The instrument table's Assets entries of the replayed pairs, plus ZUSD (the accounts' cash)."""
+        replayed = [p for p in PAIRS.values() if p.symbol in self.venue.candles]
+        codes = {"ZUSD"} | {code for p in replayed for code in (p.base, p.quote)}
+        return {code: asset_json(bundled().assets[code]) for code in sorted(codes)}
 
     def _asset_pairs(self) -> dict[str, Any]:
         return {p.kraken_id: _pair_json(p, self.venue) for p in PAIRS.values() if p.symbol in self.venue.candles}

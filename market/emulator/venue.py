@@ -10,36 +10,23 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.types import Candle
+from market.instruments import Instrument, UnknownPairError, bundled
 
 
 class VenueError(Exception):
     """Carries a Kraken error string, e.g. 'EOrder:Insufficient funds'."""
 
 
-@dataclass(frozen=True)
-class PairSpec:
-    """One tradable pair with Kraken's identifiers and minimums."""
+PairSpec = Instrument
+"""A pair the emulator can replay: the instrument table's entry, so its ids, minimums and decimals are Kraken's."""
 
-    symbol: str        # ccxt unified, e.g. 'XRP/USD'
-    kraken_id: str     # 'XXRPZUSD'
-    altname: str       # 'XRPUSD'
-    base: str          # Kraken asset code, 'XXRP'
-    base_alt: str      # 'XRP'
-    quote: str = "ZUSD"
-    ordermin: float = 10.0
-    costmin: float = 0.5
-    pair_decimals: int = 5
-    lot_decimals: int = 8
-
-
-PAIRS = {
-    "XRP/USD": PairSpec("XRP/USD", "XXRPZUSD", "XRPUSD", "XXRP", "XRP"),
-    "DOGE/USD": PairSpec("DOGE/USD", "XDGUSD", "XDGUSD", "XXDG", "XDG", ordermin=50.0),
-}
+PAIRS: Mapping[str, Instrument] = bundled().instruments
+"""Every pair of the instrument table by ccxt symbol; the emulator serves those it has candles for."""
 
 
 @dataclass
@@ -87,9 +74,9 @@ class Venue:
 
     def __init__(self, candles: dict[str, list[Candle]], balances: dict[str, float],
                  config: VenueConfig | None = None) -> None:
-        unknown = set(candles) - set(PAIRS)
-        if unknown:
-            raise ValueError(f"emulator knows {sorted(PAIRS)}, not {sorted(unknown)}")
+        for pair in candles:
+            if pair not in PAIRS:
+                raise ValueError(f"emulator: {UnknownPairError(pair, PAIRS)}")
         self.config = config or VenueConfig()
         self.candles = candles
         self.lock = threading.RLock()

@@ -10,6 +10,7 @@ import pytest
 
 from market.emulator.faults import Fault
 from market.emulator.kraken_api import sign
+from market.instruments import bundled
 from market.kraken import make_exchange
 
 KEY = "kf-test-key"
@@ -25,7 +26,7 @@ def test_ccxt_loads_markets_with_kraken_ids_and_minimums(ex) -> None:  # type: i
     markets = ex.load_markets()
     assert {"XRP/USD", "DOGE/USD"} <= set(markets)
     assert markets["XRP/USD"]["id"] == "XXRPZUSD" and markets["DOGE/USD"]["id"] == "XDGUSD"
-    assert markets["XRP/USD"]["limits"]["amount"]["min"] == 10.0
+    assert markets["XRP/USD"]["limits"]["amount"]["min"] == bundled().get("XRP/USD").ordermin
     assert markets["XRP/USD"]["taker"] == pytest.approx(0.004)
 
 
@@ -84,7 +85,8 @@ def test_partial_fills(ex, emulator) -> None:  # type: ignore[no-untyped-def]
     assert closed["status"] == "canceled" and closed["filled"] == pytest.approx(50.0)
 
 
-@pytest.mark.parametrize(("amount", "error"), [(5, ccxt.InvalidOrder), (10**7, ccxt.InsufficientFunds)])
+@pytest.mark.parametrize(("amount", "error"), [(bundled().get("XRP/USD").ordermin / 2, ccxt.InvalidOrder),
+                                               (10**7, ccxt.InsufficientFunds)])
 def test_minimums_and_funds_are_enforced(ex, amount: float, error: type) -> None:  # type: ignore[no-untyped-def]
     ex.load_markets()
     with pytest.raises(error):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from core.params import FeeParams
 from core.types import Candle, Fill, OrderIntent, Side
+from market.instruments import bundled
 
 MONTH_MS = 30 * 86_400_000
 
@@ -47,7 +48,9 @@ class PairLimits:
     costmin: float    # quote currency
 
 
-KRAKEN_LIMITS: Mapping[str, PairLimits] = {"XRP/USD": PairLimits(10.0, 0.5), "DOGE/USD": PairLimits(50.0, 0.5)}
+KRAKEN_LIMITS: Mapping[str, PairLimits] = {symbol: PairLimits(inst.ordermin, inst.costmin)
+                                           for symbol, inst in bundled().instruments.items()}
+"""Kraken's ordermin/costmin of every pair, from the instrument table (the emulator enforces the same)."""
 
 
 @dataclass(frozen=True)
