@@ -55,6 +55,7 @@ def stage(
     """Run one pipeline stage (what `dvc repro` calls)."""
     from core.settings import Settings
     from pipeline import stages
+    from pipeline.ab import run_ab
 
     params, paths = _params(params_file), _paths()
     runners = {
@@ -63,12 +64,16 @@ def stage(
         "train": lambda: stages.train(params, paths),
         "evaluate": lambda: stages.evaluate_model(params, paths),
         "register": lambda: stages.register(params, paths, Settings()),
-        "promote": lambda: vars(stages.promote(params, Settings())),
+        "promote": lambda: run_ab(params, paths, Settings()).as_dict(),
     }
     if name not in runners:
         console.print(f"[red]error:[/red] unknown stage {name!r}; choose one of {', '.join(runners)}")
         raise typer.Exit(2)
-    console.print(runners[name]())
+    try:
+        console.print(runners[name]())
+    except (LookupError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -109,7 +114,11 @@ def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
     from core.settings import Settings
     from pipeline.ab import run_ab
 
-    outcome = run_ab(_params(params_file), _paths(), Settings())
+    try:
+        outcome = run_ab(_params(params_file), _paths(), Settings())
+    except (LookupError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
     _print_ab(outcome.as_dict())
 
 

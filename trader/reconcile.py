@@ -50,7 +50,7 @@ def reconcile_positions(ledger_positions: Mapping[str, float], exchange_balances
     """Pure: which pairs drift, and whether the total drift (valued in USD) is too big to trade on."""
     drifts = tuple(
         Drift(pair, ledger_positions.get(pair, 0.0), exchange_balances.get(BASE_ASSET[pair], 0.0))
-        for pair in sorted(ledger_positions.keys() | {p for p in BASE_ASSET if BASE_ASSET[p] in exchange_balances})
+        for pair in sorted(ledger_positions)  # the pairs this trader trades; other holdings are not ours
         if abs(exchange_balances.get(BASE_ASSET[pair], 0.0) - ledger_positions.get(pair, 0.0)) > tolerance
     )
     value = sum(abs(d.difference) * prices.get(d.pair, 0.0) for d in drifts)

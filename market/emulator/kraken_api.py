@@ -230,7 +230,8 @@ class KrakenApi:
 
     def _ticker(self, params: dict[str, str]) -> dict[str, Any]:
         out = {}
-        for name in (params.get("pair") or ",".join(p.altname for p in PAIRS.values())).split(","):
+        replayed = (p.altname for p in PAIRS.values() if p.symbol in self.venue.candles)
+        for name in (params.get("pair") or ",".join(replayed)).split(","):
             p = self._pair({"pair": name})
             c = self.venue.current(p.symbol)
             prev = self.venue.candles[p.symbol][max(self.venue.cursor - 1, 0)]

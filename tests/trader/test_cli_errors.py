@@ -146,3 +146,10 @@ def test_a_pair_kraken_does_not_list_stops_live_start_up_with_its_name(tmp_path:
                               KRAKENFLOW_HOME=str(settings.home), KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
                               KRAKENFLOW_LEDGER_URL=str(settings.ledger_uri), KRAKENFLOW_KRAKEN_THROTTLE="false")
     assert_clear(code, out, "FOO/USD")
+
+
+@pytest.mark.parametrize("command", [["stage", "promote"], ["promote"]])
+def test_promote_without_a_challenger_says_what_to_run(tmp_path: Path, command: list[str]) -> None:
+    """`stage promote` used to crash with AttributeError (it called a function that does not exist)."""
+    code, out, _ = krakenflow(tmp_path, *command)
+    assert_clear(code, out, "no @challenger", "krakenflow retrain")
