@@ -254,13 +254,6 @@ def test_cdd_oldest_vintage_volume_from_and_to_and_a_trailing_comma(tmp_path: Pa
 
 # ---- the pair comes from the file; refusals store nothing --------------------------------------------------
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KRAKENFLOW_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path / "data"
-
-
 def _cli(*args: str) -> tuple[int, str]:
     done = CliRunner().invoke(app, [*args, "--params", str(ROOT / "params.yaml")])
     return done.exit_code, " ".join(done.output.split())

@@ -20,13 +20,6 @@ CDD = ROOT / "data" / "sample" / "kraken" / "Kraken_XRPUSD_1h.csv"
 PARAMS = str(ROOT / "params.yaml")
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KRAKENFLOW_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "200")
-    return tmp_path / "data"
-
-
 def _cli(*args: str) -> tuple[int, str]:
     done = CliRunner().invoke(app, [*args, "--params", PARAMS])
     return done.exit_code, done.output
