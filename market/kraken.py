@@ -236,16 +236,6 @@ class KrakenClient:
         replayed market (the emulator) and a skewed local clock are judged alike."""
         return int(_read(self.exchange.fetch_time))
 
-    def find_order(self, client_id: str) -> ExchangeOrder | None:
-        """Look an order up by cl_ord_id in open, then closed orders (ccxt's fetch_order by client id
-        sends userref, which is wrong for Kraken)."""
-        self._ensure_markets()
-        for fetch in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
-            for raw in _read(fetch):
-                if _client_id(raw) == client_id:
-                    return _to_order(raw)
-        return None
-
     def open_orders(self) -> list[ExchangeOrder]:
         self._ensure_markets()
         return [_to_order(o) for o in _read(self.exchange.fetch_open_orders)]

@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol
 from core.params import RiskParams
 from core.types import Candle, Fill, OrderIntent, Side
 from features.spec import FeatureSpec, OnlineFeatures
-from trader.risk import RiskTracker, RiskView, check_order
+from trader.risk import RiskTracker, RiskView, check_order, stale_data
 from trader.strategy import ThresholdStrategy
 
 WARMING_UP = "features warming up"
@@ -143,10 +143,7 @@ class Engine:
         """With a wall clock (live), no order of either side on a candle older than the risk limit."""
         if self.clock is None or self.risk is None:
             return ""
-        age = self.clock() - (candle.ts + self.candle_ms)
-        if age > self.risk.stale_after_candles * self.candle_ms:
-            return f"stale market data: candle closed {age / 1000:.0f} s ago"
-        return ""
+        return stale_data(self.clock() - (candle.ts + self.candle_ms), self.candle_ms, self.risk)
 
     def _now(self, candle: Candle) -> int:
         return self.clock() if self.clock else candle.ts + self.candle_ms

@@ -93,9 +93,10 @@ class LiveLoop:
             since = self.last_ts.get(pair)
             fresh.extend((c.ts, pair, c) for c in self.client.fetch_candles(pair, self.timeframe, since)
                          if since is None or c.ts > since)
-        newest = {pair: ts for ts, pair, _ in sorted(fresh, key=lambda t: t[0])}
+        fresh.sort(key=lambda t: (t[0], t[1]))
+        newest = {pair: ts for ts, pair, _ in fresh}  # time order: the last one per pair wins
         decisions = []
-        for ts, pair, candle in sorted(fresh, key=lambda t: (t[0], t[1])):
+        for ts, pair, candle in fresh:
             self.last_ts[pair] = ts  # consumed before it is fed: an error below never feeds it twice
             if ts < newest[pair]:
                 decisions.append(self.engine.warm(pair, candle, BACKLOG))

@@ -33,14 +33,22 @@ def check_order(side: Side, notional: float, view: RiskView, limits: RiskParams)
         return f"kill switch: drawdown {1 - view.equity / view.peak_equity:.1%} ≥ {limits.max_drawdown:.0%}"
     if view.day_start_equity > 0 and 1 - view.equity / view.day_start_equity >= limits.daily_loss_limit:
         return f"daily loss limit {limits.daily_loss_limit:.0%} reached"
-    if view.candle_age_ms > limits.stale_after_candles * view.candle_ms:
-        return f"stale market data: newest candle is {view.candle_age_ms / 1000:.0f} s old"
+    stale = stale_data(view.candle_age_ms, view.candle_ms, limits)
+    if stale:
+        return stale
     if view.orders_last_minute >= limits.max_orders_per_minute:
         return f"order rate limit: {view.orders_last_minute} orders in the last minute"
     if notional > limits.max_order_notional:
         return f"order notional {notional:,.2f} > {limits.max_order_notional:,.2f} USD"
     if view.position_notional + notional > limits.max_position_fraction * view.equity * (1 + 1e-9):
         return f"position would exceed {limits.max_position_fraction:.0%} of equity"
+    return ""
+
+
+def stale_data(candle_age_ms: int, candle_ms: int, limits: RiskParams) -> str:
+    """'' while the newest candle is young enough to trade on, otherwise why not (both sides, live)."""
+    if candle_age_ms > limits.stale_after_candles * candle_ms:
+        return f"stale market data: newest candle is {candle_age_ms / 1000:.0f} s old"
     return ""
 
 

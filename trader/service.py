@@ -214,15 +214,15 @@ def _start_up(session: LiveSession, poll_seconds: float, stop: StopFlag, adopt: 
         try:
             warmed = session.loop.warm_up()
             reconcile(session, float("inf") if adopt else None)
-            session.busy_since_unix = 0.0
             log.info("warmed up on %s candles; reconciled; trading", warmed)
             return True
         except TRANSIENT as err:
             attempt += 1
             _poll_failed(session, err, kind="start_up_failed")
+        finally:
             session.busy_since_unix = 0.0
-            _note_poll(session)
-            time.sleep(min(max(poll_seconds, 0.05) * 2**attempt, 60.0))
+        _note_poll(session)
+        time.sleep(min(max(poll_seconds, 0.05) * 2**attempt, 60.0))
     return False
 
 

@@ -139,7 +139,7 @@ class KrakenBroker:
                 elif record.status == "not_found" and order is not None:
                     self._adopt_late_order(record, order)
             new = self._record_fills(orders)
-        if self._cash_stale or self._cash is None:
+        if self._cash_stale:  # also true until the first Balance answer
             self.refresh_cash()
         return new
 
