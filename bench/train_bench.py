@@ -18,8 +18,8 @@ import pandas as pd
 
 from bench.engine_bench import real_5m, tiled
 from core.params import load_params
+from core.timeframe import to_timedelta
 from features.spec import spec_from_params
-from market.frame import timeframe_to_timedelta
 from models import dataset
 from models.cv import candle_index, purged_walk_forward
 from models.train import prepare_folds, search
@@ -34,7 +34,7 @@ def optuna_search(n_trials: int = 50) -> dict[str, float]:
     frame = pd.read_parquet(SAMPLE / "XRP_USDT-1h.parquet").tail(TWO_YEARS_1H).reset_index(drop=True)
     spec = spec_from_params(PARAMS.features)
     train_set, _ = dataset.split(dataset.pair_table(frame, "XRP/USD", spec, PARAMS), spec.names)
-    candle = timeframe_to_timedelta(PARAMS.data.timeframe).to_timedelta64()
+    candle = to_timedelta(PARAMS.data.timeframe).to_timedelta64()
     started = time.perf_counter()
     folds = purged_walk_forward(candle_index(train_set.date, candle), PARAMS.cv.n_folds, PARAMS.label.horizon,
                                 PARAMS.cv.embargo)

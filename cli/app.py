@@ -9,42 +9,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli.env import prepare_environment
+from cli.output import console, load_params_or_exit, print_ab, print_pipeline, print_trade_report, print_trained
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="krakenflow: Kraken MLOps pipeline + trader")
 flow_app = typer.Typer(no_args_is_help=True, help="Run Prefect flows.")
 app.add_typer(flow_app, name="flow")
-console = Console()
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to use")]
-
-
-def _params(path: Path) -> Any:
-    """Load params.yaml; a pair the instrument table does not hold is refused here, before any command starts,
-    rather than as a KeyError deep in live trading."""
-    from core.params import ParamsError, load_params
-    from market.instruments import UnknownPairError, bundled
-
-    try:
-        params = load_params(path)
-        bundled().require(params.pairs)
-    except ParamsError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
-    except UnknownPairError as err:
-        console.print(f"[red]error:[/red] {path}: data.sample: {err}")
-        raise typer.Exit(2) from None
-    return params
+PairOpt = Annotated[list[str] | None, typer.Option("--pair", help="pair(s) from params.yaml `pairs`; default: all")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="first candle to trade (UTC); default: the first "
+                                             "candle after the model's training window")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="last candle (UTC); default: the newest stored")]
+DataOpt = Annotated[list[str] | None, typer.Option("--data", help="PAIR=FILE of candles instead of the candle "
+                                                   "store; repeatable")]
 
 
 def _paths() -> Any:
     from core.settings import Settings
     from pipeline.paths import DataPaths
 
-    return DataPaths(Settings().data_dir)
+    return DataPaths(Settings().data_dir.resolve())
 
 
 @app.command()
@@ -54,23 +40,14 @@ def stage(
 ) -> None:
     """Run one pipeline stage (what `dvc repro` calls)."""
     from core.settings import Settings
-    from pipeline import stages
-    from pipeline.ab import run_ab
+    from pipeline.stages import STAGES
 
-    params, paths = _params(params_file), _paths()
-    runners = {
-        "prepare": lambda: [vars(p) for p in stages.prepare(params, paths)],
-        "featurize": lambda: stages.featurize(params, paths),
-        "train": lambda: stages.train(params, paths),
-        "evaluate": lambda: stages.evaluate_model(params, paths),
-        "register": lambda: stages.register(params, paths, Settings()),
-        "promote": lambda: run_ab(params, paths, Settings()).as_dict(),
-    }
-    if name not in runners:
-        console.print(f"[red]error:[/red] unknown stage {name!r}; choose one of {', '.join(runners)}")
+    params, paths = load_params_or_exit(params_file), _paths()
+    if name not in STAGES:
+        console.print(f"[red]error:[/red] unknown stage {name!r}; choose one of {', '.join(STAGES)}")
         raise typer.Exit(2)
     try:
-        console.print(runners[name]())
+        console.print(STAGES[name](params, paths, Settings()))
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
@@ -89,7 +66,7 @@ def validate(
     from market.frame import CandleDataError
     from quality.check_file import check_file
 
-    params = _params(params_file)
+    params = load_params_or_exit(params_file)
     try:
         checked = check_file(file, params.quality, timeframe, quarantine)
     except CandleDataError as err:
@@ -112,24 +89,24 @@ def validate(
 def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """A/B: shadow-run @champion and @challenger on the same unseen candles, test, move aliases."""
     from core.settings import Settings
-    from pipeline.ab import run_ab
+    from pipeline.promote import run_ab
 
     try:
-        outcome = run_ab(_params(params_file), _paths(), Settings())
+        outcome = run_ab(load_params_or_exit(params_file), _paths(), Settings())
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
-    _print_ab(outcome.as_dict())
+    print_ab(outcome.as_dict())
 
 
 @app.command()
 def rollback(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """Swap @champion and @previous (undo the last promotion)."""
     from core.settings import Settings
-    from pipeline.ab import rollback as do_rollback
+    from pipeline.promote import rollback as do_rollback
 
     try:
-        champion, previous = do_rollback(_params(params_file), Settings())
+        champion, previous = do_rollback(load_params_or_exit(params_file), Settings())
     except LookupError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
@@ -140,71 +117,34 @@ def rollback(params_file: ParamsOpt = Path("params.yaml")) -> None:
 def retrain(params_file: ParamsOpt = Path("params.yaml"), promote: bool = typer.Option(
         True, help="run the A/B promotion flow after retraining")) -> None:
     """Retrain on the latest validated data as a Prefect flow (→ @challenger), then A/B-promote."""
-    _params(params_file)
+    load_params_or_exit(params_file)
     from flows.pipeline import ab_promote_flow, retrain_flow
 
     trained = retrain_flow(params_file=str(params_file), data_dir=str(_paths().root))
-    _print_trained(trained)
+    print_trained(trained)
     if promote:
-        _print_ab(ab_promote_flow(params_file=str(params_file), data_dir=str(_paths().root)))
-
-
-def _print_ab(o: dict[str, Any]) -> None:
-    if o["champion_before"] is None:
-        console.print(f"no @champion yet: v{o['challenger']} becomes @champion (nothing to compare against)")
-        return
-    console.print(
-        f"A/B champion v{o['champion_before']} vs challenger v{o['challenger']} on candles from {o['shadow_from']}: "
-        f"[bold]{o['decision']}[/bold] (p-value {o['p_value']:.4g}, effect {o['effect'] * 1e4:+.2f} bp/candle, "
-        f"{o['n_periods']} paired candles, {o['challenger_trades']} challenger trades) — {o['reason']}; "
-        f"@champion is v{o['champion_after']}"
-    )
+        print_ab(ab_promote_flow(params_file=str(params_file), data_dir=str(_paths().root)))
 
 
 @flow_app.command("run")
 def flow_run(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """Run the whole training pipeline as a Prefect flow (ephemeral local Prefect unless configured)."""
-    _params(params_file)
+    load_params_or_exit(params_file)
     from flows.pipeline import pipeline_flow
 
     result = pipeline_flow(params_file=str(params_file), data_dir=str(_paths().root))
-    _print_pipeline(result)
-
-
-def _print_trained(result: dict[str, Any]) -> None:
-    table = Table(title="validated candles")
-    for col in ("pair", "rows", "first", "last", "quality gate"):
-        table.add_column(col)
-    for p in result["prepared"]:
-        table.add_row(p["pair"], str(p["rows"]), p["first"], p["last"], p["summary"])
-    console.print(table)
-    from models.evaluate import verdict
-
-    m = result["metrics"]
-    momentum = m.get("baseline_momentum_net_return")
-    console.print(
-        f"holdout: AUC {m['holdout_auc']:.3f}, model net return {m['holdout_net_return']:+.2%}, "
-        f"max drawdown {m['holdout_max_drawdown']:.2%}, {int(m['holdout_n_round_trips'])} round trips; "
-        f"buy & hold {m['baseline_buy_and_hold_return']:+.2%}, flat +0.00%"
-        + (f", momentum {momentum:+.2%}" if momentum is not None else "")
-    )
-    console.print(f"verdict: {verdict(m)}")
-    console.print(f"registered version {result['version']} as @challenger")
-
-
-def _print_pipeline(result: dict[str, Any]) -> None:
-    _print_trained(result)
-    _print_ab(result["promotion"])
+    print_pipeline(result)
 
 
 @app.command()
 def trade(
     mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker) or live "
                                       "(Kraken or the emulator at KRAKENFLOW_KRAKEN_URL)")] = "paper",
-    replay: Annotated[list[str] | None, typer.Option(help="paper: [PAIR=]FILE of candles; repeatable")] = None,
     model: Annotated[str, typer.Option(help="alias or version in the registry")] = "champion",
-    trade_from: Annotated[str | None, typer.Option("--from", help="paper: first candle to trade (UTC); "
-                                                   "default: the day after the model's training window")] = None,
+    pair: PairOpt = None,
+    trade_from: FromOpt = None,
+    trade_to: ToOpt = None,
+    data: DataOpt = None,
     poll_seconds: Annotated[float, typer.Option(help="live: seconds between polls")] = 30.0,
     max_polls: Annotated[int | None, typer.Option(help="live: stop after this many polls")] = None,
     adopt_exchange_positions: Annotated[bool, typer.Option(
@@ -215,17 +155,18 @@ def trade(
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
-    params = _params(params_file)
+    params = load_params_or_exit(params_file)
     if mode == "live":
         _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port)
         return
     if mode != "paper":
         console.print(f"[red]error:[/red] --mode must be paper or live, got {mode!r}")
         raise typer.Exit(2)
-    from trader import replay as replay_mod
+    from core.settings import Settings
+    from pipeline.backtest import run_replay
 
     try:
-        report = replay_mod.paper_replay(params, replay or [], model, trade_from)
+        report, _ = run_replay(params, _paths(), Settings(), model, pair, trade_from, trade_to, data)
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
@@ -270,26 +211,6 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
                   + ", ".join(f"{p} {session.broker.position(p):.4f}" for p in params.pairs))
 
 
-def print_trade_report(report: Any, max_rows: int = 12) -> None:
-    table = Table(title=f"paper trades — model {report.model_name} v{report.model_version}")
-    for col in ("time (UTC)", "pair", "side", "qty", "price", "fee"):
-        table.add_column(col)
-    fills = report.result.fills
-    shown = fills if len(fills) <= max_rows else fills[: max_rows // 2] + fills[-max_rows // 2 :]
-    for f in shown:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(f.ts / 1000))
-        table.add_row(when, f.pair, f.side.value, f"{f.quantity:.2f}", f"{f.price:.5f}", f"{f.fee:.2f}")
-    console.print(table)
-    if len(fills) > max_rows:
-        console.print(f"({len(fills) - len(shown)} more fills not shown)")
-    m = report.result.metrics
-    console.print(
-        f"paper P&L {m['final_equity'] - report.starting_cash:+,.2f} USD ({m['net_return']:+.2%}) over "
-        f"{report.candles_traded} candles from {report.trade_from}; max drawdown {m['max_drawdown']:.2%}; "
-        f"{int(m['n_fills'])} fills, fees {m['fees_paid']:,.2f} USD"
-    )
-
-
 def _asset_codes() -> dict[str, str]:
     from market.instruments import bundled
 
@@ -313,8 +234,8 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
 @app.command()
 def emulator(
     port: Annotated[int, typer.Option(help="loopback port")] = 8765,
-    data: Annotated[list[str] | None, typer.Option(help="PAIR=FILE of candles to replay; repeatable "
-                                                   "(default: the bundled XRP/USD and DOGE/USD samples)")] = None,
+    pair: PairOpt = None,
+    data: DataOpt = None,
     api_key: Annotated[list[str] | None, typer.Option(help="API key to accept; repeatable")] = None,
     api_secret: Annotated[list[str] | None, typer.Option(help="its base64 secret, in the same order")] = None,
     permissions: Annotated[list[str] | None, typer.Option(help="per key: 'trade' or 'trade,withdraw'")] = None,
@@ -323,10 +244,12 @@ def emulator(
                                                       "(POST /_emulator/advance)")] = 0.1,
     tier: Annotated[str, typer.Option(help="Kraken rate-counter tier: starter, intermediate, pro, "
                                       "unlimited")] = "intermediate",
+    params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Run the local Kraken emulator (REST API, HMAC auth, replayed real candles, faults)."""
     from market.emulator.kraken_api import RATE_TIERS
-    from market.emulator.server import DEFAULT_DATA, make_emulator
+    from market.emulator.server import make_emulator
+    from pipeline.candles import ensure_seeded, read_candles
 
     if tier not in RATE_TIERS:
         raise typer.BadParameter(f"--tier must be one of {', '.join(RATE_TIERS)}")
@@ -334,10 +257,19 @@ def emulator(
     keys, secrets, perms = api_key or [], api_secret or [], permissions or []
     if len(keys) != len(secrets):
         raise typer.BadParameter("give one --api-secret per --api-key")
-    files = {pair: Path(f) for pair, f in _kv(data or [], "--data").items()} or DEFAULT_DATA
+    files = {p: Path(f) for p, f in _kv(data or [], "--data").items()}
     balances = {ASSET_CODES.get(a.upper(), a): float(v) for a, v in _kv(balance or ["USD=10000"], "--balance").items()}
+    candles = None
+    if not files:  # the candle store's pairs (seeded from the bundled files on a fresh clone)
+        params, paths = load_params_or_exit(params_file), _paths()
+        try:
+            ensure_seeded(params, paths, pair or list(params.pairs))
+            candles = read_candles(params, paths, pair or list(params.pairs))
+        except (LookupError, ValueError) as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
     handle = make_emulator(files, balances, port=port, seconds_per_candle=seconds_per_candle or None,
-                           tier=RATE_TIERS[tier])
+                           tier=RATE_TIERS[tier], candles=candles)
     for i, (key, secret) in enumerate(zip(keys, secrets, strict=True)):
         scope = perms[i] if i < len(perms) else "trade"
         handle.add_key(key, secret, frozenset({"query", *scope.split(",")}))
@@ -355,7 +287,7 @@ def emulator(
 @app.command()
 def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
     """Serve the scheduled deployments (weekly retrain, daily A/B promotion, manual pipeline)."""
-    _params(params_file)
+    load_params_or_exit(params_file)
     from flows.serve import serve_all
 
     serve_all(params_file=str(params_file), data_dir=str(_paths().root))
@@ -363,28 +295,30 @@ def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
 
 @app.command()
 def backtest(
-    pair: Annotated[list[str] | None, typer.Option(help="pair(s) from params.yaml; default: all")] = None,
+    pair: PairOpt = None,
     model: Annotated[str, typer.Option(help="champion | challenger | previous | <version>")] = "champion",
-    start: Annotated[str | None, typer.Option("--from", help="first traded candle (UTC); "
-                                              "default: after the model's training window")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="last candle (UTC)")] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    data: DataOpt = None,
     out: Annotated[Path, typer.Option(help="folder for backtest.json and backtest.html")] = Path("data/reports"),
     params_file: ParamsOpt = Path("params.yaml"),
 ) -> None:
-    """Backtest a registered model on the trader's engine; write JSON and a self-contained HTML report."""
-    from trader.replay import backtest as run
+    """Backtest a registered model over the candle store on the trader's engine; write JSON and HTML reports."""
+    from core.settings import Settings
+    from pipeline.backtest import run_replay
     from trader.report import write_reports
 
-    params = _params(params_file)
+    params = load_params_or_exit(params_file)
     try:
-        result, trading, first = run(params, pair or [], model, start, end)
+        report, trading = run_replay(params, _paths(), Settings(), model, pair, start, end, data)
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
-    title = f"backtest {trading.name} v{trading.version} ({model}) from {first}"
-    json_path, html_path = write_reports(result, out, title, {"pairs": ", ".join(pair or params.pairs),
-                                                               "from": first, "to": end or "end of data"})
-    m = result.metrics
+    title = f"backtest {trading.name} v{trading.version} ({model}) from {report.trade_from}"
+    json_path, html_path = write_reports(report.result, out, title, {"pairs": ", ".join(report.pairs),
+                                                                      "from": report.trade_from,
+                                                                      "to": report.trade_to})
+    m = report.result.metrics
     console.print(f"{title}: net {m['net_return']:+.2%}, max drawdown {m['max_drawdown']:.2%}, "
                   f"Sharpe {m['sharpe']:.2f}, {int(m['n_round_trips'])} round trips → {json_path}, {html_path}")
 
@@ -402,7 +336,7 @@ def ingest(
     """Ingest Kraken candles into the store: OHLC window, then Trades backfill of older gaps (quality-gated)."""
     from cli.ingest_cmd import run_ingest
 
-    run_ingest(console, _params(params_file), _paths(), pair or [], timeframe or [], since, url)
+    run_ingest(console, load_params_or_exit(params_file), _paths(), pair or [], timeframe or [], since, url)
 
 
 @app.command("import")
@@ -417,7 +351,7 @@ def import_(
     """Import a history file into the candle store (quality-gated; stored candles are never changed)."""
     from cli.ingest_cmd import run_import
 
-    run_import(console, _params(params_file), _paths(), file, pair, timeframe)
+    run_import(console, load_params_or_exit(params_file), _paths(), file, pair, timeframe)
 
 
 @app.command()
@@ -437,7 +371,7 @@ def dashboard(
     from trader.ledger import Ledger
     from trader.status import snapshot
 
-    params = _params(params_file)
+    params = load_params_or_exit(params_file)
     url = ledger or Settings().ledger_uri
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"

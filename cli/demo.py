@@ -27,20 +27,21 @@ def _experiment_params(params_file: Path, home: Path) -> Path:
 
 
 def run_demo(console: Console, params_file: Path) -> None:
-    from cli.app import _params, _print_ab, _print_pipeline, _print_trained, print_trade_report
+    from cli.output import load_params_or_exit, print_ab, print_pipeline, print_trade_report, print_trained
     from flows.drift import drift_flow
     from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow
-    from trader.replay import paper_replay
+    from pipeline.backtest import run_replay
+    from pipeline.paths import DataPaths
 
     started = time.monotonic()
     settings = Settings()
-    params = _params(params_file)
+    params = load_params_or_exit(params_file)
     data_dir = str(settings.data_dir)
     console.rule("0/4 ingest (Prefect flow): local Kraken emulator → OHLC window + Trades backfill → gate → store")
     ingest_from_emulator(console, params_file, params, data_dir)
     console.rule("1/4 pipeline (Prefect flow): store → quality gate → features → train → evaluate → MLflow → A/B")
     first = pipeline_flow(params_file=str(params_file), data_dir=data_dir)
-    _print_pipeline(first)
+    print_pipeline(first)
     console.rule(f"2/4 drift (Evidently) → retrain a challenger ({CHALLENGER_EXPERIMENT}) → A/B vs @champion")
     experiment = _experiment_params(params_file, settings.ensure_home())
     checked = drift_flow(params_file=str(params_file), data_dir=data_dir, retrain_params_file=str(experiment))
@@ -50,11 +51,11 @@ def run_demo(console: Console, params_file: Path) -> None:
         console.print("no drift, so no retrain would be scheduled; the demo retrains anyway to show the A/B")
         checked["retrain"] = retrain_flow(params_file=str(experiment), data_dir=data_dir)
         checked["promotion"] = ab_promote_flow(params_file=str(experiment), data_dir=data_dir)
-    _print_trained(checked["retrain"])
+    print_trained(checked["retrain"])
     ab = checked["promotion"]
-    _print_ab(ab)
+    print_ab(ab)
     console.rule("3/4 trader, paper: @champion replayed on unseen candles (SimulatedBroker, Kraken taker fees)")
-    report = paper_replay(params, [], "champion", None)
+    report, _ = run_replay(params, DataPaths(settings.data_dir), settings, "champion")
     print_trade_report(report)
     console.rule("4/4 trader, live mode: the same candles served by the local Kraken emulator, orders via ccxt")
     live = live_against_emulator(console, params_file, settings)
@@ -107,7 +108,7 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     import pandas as pd
     from rich.progress import Progress
 
-    from cli.app import _params
+    from cli.output import load_params_or_exit as _params
     from market.emulator.kraken_api import RateTier
     from market.emulator.server import load_candles, make_emulator
     from market.emulator.venue import VenueConfig

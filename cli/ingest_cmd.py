@@ -1,7 +1,7 @@
 """`krakenflow ingest` and `krakenflow import`: the candle store's two doors, with Rich progress bars.
 
-Both run the same functions as the ingest flow (market.backfill, market.store) behind the same quality
-gate (pipeline.stages.store_gate); errors are printed as one clear line and exit with status 2.
+Both call the same jobs as the ingest flow (pipeline.ingest) behind the same quality
+gate (pipeline.candles.store_gate); errors are printed as one clear line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -26,30 +26,18 @@ def _progress(console: Console) -> Progress:
                     TextColumn("candles"), TimeElapsedColumn(), console=console, transient=True)
 
 
-def _expected_candles(store: Any, client: Any, pair: str, timeframe: str, since_ms: int | None) -> int | None:
-    """Bar length: candles from the oldest one wanted (since, else the newest stored) to the exchange's now."""
-    from market.backfill import timeframe_ms
-
-    newest = store.last_date(pair, timeframe)
-    start = since_ms if since_ms is not None else (newest.value // 1_000_000 if newest is not None else None)
-    if start is None:
-        return 720
-    now_ms = client.server_time_ms()
-    return max(1, (now_ms - start) // timeframe_ms(timeframe))
-
-
 def run_ingest(console: Console, params: Any, paths: Any, pairs: list[str], timeframes: list[str],
                since: str | None, url: str | None) -> list[Any]:
     from core.settings import Settings
-    from market.backfill import ingest_pair, parse_since
+    from market.backfill import parse_since
     from market.errors import ExchangeError
     from market.frame import CandleDataError
     from market.kraken import public_client
-    from pipeline.stages import candle_store, store_gate
+    from pipeline.candles import candle_store
+    from pipeline.ingest import expected_candles, ingest_pair_job
     from quality.expectations import DataQualityError
 
     url = url or Settings().kraken_url
-    store = candle_store(params, paths)
     run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S")
     reports = []
     try:
@@ -59,18 +47,15 @@ def run_ingest(console: Console, params: Any, paths: Any, pairs: list[str], time
             for tf in timeframes or list(params.ingest.timeframes):
                 with _progress(console) as bar:
                     task = bar.add_task(f"{pair} {tf} ← {url}",
-                                        total=_expected_candles(store, client, pair, tf, since_ms))
+                                        total=expected_candles(params, paths, client, pair, tf, since_ms))
 
                     def advance(_what: str, n: int, bar: Progress = bar, task: Any = task) -> None:
                         bar.advance(task, n)
 
-                    reports.append(ingest_pair(
-                        client, store, pair, tf, params.ingest, since_ms=since_ms,
-                        validate=store_gate(params, tf, f"{pair.replace('/', '-')}-{tf}", paths, run_id),
-                        progress=advance))
+                    reports.append(ingest_pair_job(params, paths, client, pair, tf, since_ms, advance, run_id))
     except (ExchangeError, CandleDataError, DataQualityError, ValueError) as err:
         _fail(console, err)
-    _print_ingest(console, reports, store)
+    _print_ingest(console, reports, candle_store(params, paths))
     return reports
 
 
@@ -88,34 +73,28 @@ def _print_ingest(console: Console, reports: list[Any], store: Any) -> None:
 
 
 def run_import(console: Console, params: Any, paths: Any, file: Path, pair: str | None, timeframe: str | None) -> Any:
-    """The pair comes from the file's symbol column when it has one (`pair` then only confirms it: a
-    mismatch is refused), else from `pair`; a refused file leaves the store as it was."""
     from market.frame import CandleDataError
-    from market.history import import_file, infer_timeframe
-    from pipeline.stages import candle_store, store_gate
+    from pipeline.candles import candle_store
+    from pipeline.ingest import import_history
     from quality.expectations import DataQualityError
 
-    store = candle_store(params, paths)
-    try:
-        imported = import_file(file, timeframe, pair)
-        if imported.pair is None:
-            raise CandleDataError(f"{file}: no symbol column names the pair; pass --pair (e.g. --pair XRP/USD)")
-        pair_name: str = imported.pair
-        tf = timeframe or infer_timeframe(imported.frame, str(file))
-        run_id = "import-" + time.strftime("%Y%m%dT%H%M%S")
-        with _progress(console) as bar:
-            task = bar.add_task(f"{file.name} → {pair_name} {tf}", total=len(imported.frame))
-            report = store.upsert(pair_name, tf, imported.frame, str(file), "keep",
-                                  store_gate(params, tf, f"{pair_name.replace('/', '-')}-{tf}", paths, run_id),
-                                  progress=lambda n: bar.advance(task, n))
-    except (CandleDataError, DataQualityError, ValueError, OSError) as err:
-        _fail(console, err)
-    for line in imported.repairs:
+    with _progress(console) as bar:
+        tasks: list[Any] = []
+
+        def started(name: str, tf: str, rows: int) -> None:
+            tasks.append(bar.add_task(f"{file.name} → {name} {tf}", total=rows))
+
+        try:
+            done = import_history(params, paths, file, pair, timeframe, lambda n: bar.advance(tasks[-1], n), started)
+        except (CandleDataError, DataQualityError, ValueError, OSError) as err:
+            bar.stop()
+            _fail(console, err)
+    for line in done.imported.repairs:
         console.print(f"repair: {line}")
-    console.print(f"imported {file} ({imported.format}) as {pair_name} {tf}: {report.added} added, "
+    report, folder = done.report, candle_store(params, paths).series_dir(done.pair, done.timeframe)
+    console.print(f"imported {file} ({done.imported.format}) as {done.pair} {done.timeframe}: {report.added} added, "
                   f"{report.unchanged} already stored, {report.conflicts_kept} differing from stored (kept), "
-                  f"{len(report.files_written)} month file(s) written under {store.series_dir(pair_name, tf)}")
-    gaps = store.gap_report(pair_name, tf)
-    console.print(f"store now holds {len(store.read(pair_name, tf))} candles, {len(gaps)} gap(s)"
-                  + (f"; largest: {max(gaps, key=lambda g: g.missing)}" if gaps else ""))
+                  f"{len(report.files_written)} month file(s) written under {folder}")
+    console.print(f"store now holds {done.stored_candles} candles, {done.gaps} gap(s)"
+                  + (f"; largest: {done.largest_gap}" if done.gaps else ""))
     return report

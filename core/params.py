@@ -40,20 +40,24 @@ class _Frozen(BaseModel):
         return value
 
 
+def _check_pair(pair: str) -> str:
+    """Every pair ends up in store paths, ccxt calls and the trader: a malformed one fails late."""
+    if not PAIR.match(pair):
+        raise ValueError(f"pair {pair!r} is not in ccxt's unified form BASE/QUOTE "
+                         "(upper-case letters/digits, e.g. 'XRP/USD')")
+    return pair
+
+
 class DataParams(_Frozen):
-    timeframe: str = Field(pattern=r"^\d+[mhd]$")
-    sample: dict[str, str]
+    timeframe: str = Field(pattern=r"^\d+[mhdw]$")
+    sample: dict[str, str] = Field(default_factory=dict)
+    """Pair → bundled candle file that seeds the store when the store lacks the pair (optional per pair)."""
 
     @field_validator("sample")
     @classmethod
     def _kraken_pairs(cls, sample: dict[str, str]) -> dict[str, str]:
-        """Every pair key ends up in store paths, ccxt calls and the trader: a malformed one fails late."""
-        if not sample:
-            raise ValueError("names no pair: add at least one `BASE/QUOTE: path/to/candles.parquet` line")
         for pair in sample:
-            if not PAIR.match(pair):
-                raise ValueError(f"pair {pair!r} is not in ccxt's unified form BASE/QUOTE "
-                                 "(upper-case letters/digits, e.g. 'XRP/USD')")
+            _check_pair(pair)
         return sample
 
 
@@ -194,6 +198,8 @@ class IngestParams(_Frozen):
 
 
 class Params(_Frozen):
+    pairs: tuple[str, ...]
+    """The traded and trained pairs (ccxt symbols); each must be in the instrument table (market.instruments)."""
     data: DataParams
     quality: QualityParams
     drift: DriftParams
@@ -213,6 +219,27 @@ class Params(_Frozen):
     ingest: IngestParams = Field(default_factory=IngestParams)
     live: LiveParams
 
+    @field_validator("pairs")
+    @classmethod
+    def _unique_kraken_pairs(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
+        if not pairs:
+            raise ValueError("names no pair: list at least one Kraken pair, e.g. `pairs: [XRP/USD]`")
+        for pair in pairs:
+            _check_pair(pair)
+        repeated = sorted({p for p in pairs if pairs.count(p) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(repeated)} more than once: keep one")
+        return pairs
+
+    @model_validator(mode="after")
+    def _seeds_are_traded_pairs(self) -> Params:
+        """A seed file for a pair nobody trades is a forgotten edit: say so rather than ignore it."""
+        stray = [p for p in self.data.sample if p not in self.pairs]
+        if stray:
+            raise ValueError(f"data.sample seeds {', '.join(stray)}, which is not in `pairs` "
+                             f"({', '.join(self.pairs)}): add it to `pairs` or remove its data.sample line")
+        return self
+
     @model_validator(mode="after")
     def _embargo_covers_horizon(self) -> Params:
         if self.cv.embargo < self.label.horizon:
@@ -228,10 +255,6 @@ class Params(_Frozen):
                 f"({self.risk.max_position_fraction}): the trader would size every buy above its own risk cap "
                 "(lower trade.position_fraction or raise risk.max_position_fraction)")
         return self
-
-    @property
-    def pairs(self) -> tuple[str, ...]:
-        return tuple(self.data.sample)
 
     def digest(self) -> str:
         """Stable sha256 of the whole parameter set: a lineage tag on every model."""

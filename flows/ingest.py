@@ -1,7 +1,7 @@
 """Market-data ingestion as a Prefect flow: per pair and timeframe, Kraken's OHLC window + Trades backfill
 into the candle store, through the quality gate, with a markdown artifact of what changed.
 
-Thin: the work is `market.backfill.ingest_pair`. Tasks retry on exchange trouble (ingestion is
+Thin: the work is the job `pipeline.ingest.ingest_pair_job`. Tasks retry on exchange trouble (ingestion is
 idempotent, so a retry can never store a candle twice) and are cached on their inputs, which include the
 exchange's current candle: a second run inside the same candle asks Kraken nothing (no new candle can
 have finished since the first).
@@ -9,7 +9,6 @@ have finished since the first).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -21,11 +20,12 @@ from prefect.cache_policies import INPUTS
 
 from core.params import load_params
 from core.settings import Settings
-from market.backfill import ingest_pair, parse_since, timeframe_ms
+from core.timeframe import to_ms
+from market.backfill import parse_since
 from market.errors import ExchangeUnavailable, RateLimited
 from market.kraken import public_client
+from pipeline.ingest import ingest_pair_job
 from pipeline.paths import DataPaths
-from pipeline.stages import candle_store, store_gate
 
 SCHEDULED_TIMEFRAMES = {"5m": "*/5 * * * *", "1h": "2 * * * *"}
 """Deployments: 5-minute candles every 5 minutes, hourly candles two minutes past each hour."""
@@ -36,7 +36,7 @@ def exchange_candle_task(kraken_url: str, timeframe: str) -> int:
     """Open time (epoch ms) of the exchange's current, unfinished candle (Kraken's Time): part of the
     ingest task's cache key, so the cache lasts until the next candle can have finished."""
     now_ms = public_client(kraken_url).server_time_ms()
-    step = timeframe_ms(timeframe)
+    step = to_ms(timeframe)
     return now_ms // step * step
 
 
@@ -59,11 +59,7 @@ def ingest_task(params_file: str, data_dir: str, kraken_url: str, pair: str, tim
                 exchange_candle_ms: int) -> dict[str, Any]:
     """`exchange_candle_ms` is only part of the cache key (see exchange_candle_task)."""
     params, paths = load_params(params_file), DataPaths(Path(data_dir))
-    run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S")
-    report = ingest_pair(public_client(kraken_url), candle_store(params, paths), pair, timeframe, params.ingest,
-                         since_ms=parse_since(since),
-                         validate=store_gate(params, timeframe, f"{pair.replace('/', '-')}-{timeframe}", paths,
-                                             run_id))
+    report = ingest_pair_job(params, paths, public_client(kraken_url), pair, timeframe, parse_since(since))
     return asdict(report)
 
 

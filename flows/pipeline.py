@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.params import load_params
 from core.settings import Settings
-from pipeline import ab, stages
+from pipeline import evaluate, featurize, prepare, promote, register, train
 from pipeline.paths import DataPaths
 
 
@@ -26,32 +26,32 @@ def _paths(data_dir: str) -> DataPaths:
 
 @task(name="prepare (import + quality gate)", retries=1, retry_delay_seconds=5)
 def prepare_task(params_file: str, data_dir: str) -> list[dict[str, Any]]:
-    return [asdict(p) for p in stages.prepare(load_params(params_file), _paths(data_dir))]
+    return [asdict(p) for p in prepare.prepare(load_params(params_file), _paths(data_dir))]
 
 
 @task(name="featurize")
 def featurize_task(params_file: str, data_dir: str) -> dict[str, int]:
-    return stages.featurize(load_params(params_file), _paths(data_dir))
+    return featurize.featurize(load_params(params_file), _paths(data_dir))
 
 
 @task(name="train", timeout_seconds=3600)
 def train_task(params_file: str, data_dir: str) -> dict[str, Any]:
-    return stages.train(load_params(params_file), _paths(data_dir))
+    return train.train(load_params(params_file), _paths(data_dir))
 
 
 @task(name="evaluate (trader backtest on holdout)")
 def evaluate_task(params_file: str, data_dir: str) -> dict[str, float]:
-    return stages.evaluate_model(load_params(params_file), _paths(data_dir))
+    return evaluate.evaluate_model(load_params(params_file), _paths(data_dir))
 
 
 @task(name="register (MLflow, alias challenger)", retries=2, retry_delay_seconds=5)
 def register_task(params_file: str, data_dir: str) -> int:
-    return stages.register(load_params(params_file), _paths(data_dir), Settings())
+    return register.register(load_params(params_file), _paths(data_dir), Settings())
 
 
 @task(name="A/B shadow run + paired test + alias move")
 def ab_task(params_file: str, data_dir: str) -> dict[str, Any]:
-    return ab.run_ab(load_params(params_file), _paths(data_dir), Settings()).as_dict()
+    return promote.run_ab(load_params(params_file), _paths(data_dir), Settings()).as_dict()
 
 
 def _pipeline_markdown(prepared: list[dict[str, Any]], metrics: dict[str, float]) -> str:
@@ -60,7 +60,7 @@ def _pipeline_markdown(prepared: list[dict[str, Any]], metrics: dict[str, float]
         "# krakenflow retrain\n\n| pair | candles | first | last | quality gate |\n|---|---:|---|---|---|\n" + rows
         + f"\n\nHoldout AUC {metrics.get('holdout_auc', float('nan')):.3f}, model net return "
         f"{metrics.get('holdout_net_return', 0.0):+.2%}, "
-        f"buy & hold {metrics.get('baseline_buy_and_hold_return', 0.0):+.2%}, always flat +0.00% (same fees).\n"
+        f"buy & hold {metrics.get('baseline_buy_and_hold_net_return', 0.0):+.2%}, always flat +0.00% (same fees).\n"
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.params import IngestParams
+from core.timeframe import to_ms
 from core.types import Candle
 from market import errors
 from market.history import trades_to_candles
@@ -51,12 +52,6 @@ class IngestReport:
         self.replaced += upsert.replaced
         self.unchanged += upsert.unchanged
         self.files_written += len(upsert.files_written)
-
-
-def timeframe_ms(timeframe: str) -> int:
-    from market.frame import timeframe_to_timedelta
-
-    return int(timeframe_to_timedelta(timeframe) / pd.Timedelta(milliseconds=1))
 
 
 def parse_since(since: str | None) -> int | None:
@@ -159,7 +154,7 @@ def ingest_pair(client: KrakenClient, store: CandleStore, pair: str, timeframe: 
                 progress: Progress | None = None, sleep: Callable[[float], None] = time.sleep) -> IngestReport:
     """OHLC window first (the newest finished candles), then Trades backfill of everything older the store
     lacks; every batch passes `validate` (the quality gate) before it is merged."""
-    step_ms = timeframe_ms(timeframe)
+    step_ms = to_ms(timeframe)
     report = IngestReport(pair, timeframe)
     stored = store.read(pair, timeframe)
     gaps = find_gaps(stored, timeframe)
@@ -193,7 +188,7 @@ def _backfill_range(client: KrakenClient, store: CandleStore, report: IngestRepo
                     sleep: Callable[[float], None]) -> None:
     """Backfill one range, storing every `store_every_candles` candles (one gate run per stored batch);
     on an exchange error what was already fetched is stored before the error propagates."""
-    step_ms, before = timeframe_ms(timeframe), pages_left[0]
+    step_ms, before = to_ms(timeframe), pages_left[0]
     buffer: list[pd.DataFrame] = []
 
     def flush() -> None:

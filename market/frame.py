@@ -13,20 +13,10 @@ from core.types import Candle
 
 CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-_TIMEFRAMES = {"1m": "1min", "5m": "5min", "15m": "15min", "30m": "30min", "1h": "1h", "4h": "4h",
-               "1d": "1D", "1w": "7D", "15d": "15D"}
 
 
 class CandleDataError(ValueError):
     """Candles that cannot be trusted; the message names the source, the row and the problem."""
-
-
-def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
-    try:
-        return pd.Timedelta(_TIMEFRAMES[timeframe])
-    except KeyError:
-        raise CandleDataError(
-            f"unknown timeframe {timeframe!r}; Kraken intervals are {', '.join(_TIMEFRAMES)}") from None
 
 
 def _first_bad_row(mask: np.ndarray | pd.Series, frame: pd.DataFrame) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.timeframe import TIMEFRAMES, name_of, to_ms
 from market.frame import PRICE_COLUMNS, CandleDataError, check_candle_frame
 
 KRAKEN_OHLCVT = ("time", "open", "high", "low", "close", "volume", "trades")
@@ -493,8 +494,6 @@ def trades_to_candles(ts_ms: np.ndarray, price: np.ndarray, amount: np.ndarray, 
 def _kraken_trades(table: RawTable, timeframe: str | None, source: str) -> tuple[pd.DataFrame, list[str]]:
     """Kraken's trade-history CSV (`unix time,price,volume`, no header, oldest first) → candles; the unix
     unit (s, ms, µs, ns) is inferred like every epoch column's."""
-    from market.frame import timeframe_to_timedelta
-
     if timeframe is None:
         raise CandleDataError(f"{source}: a Kraken trades file has no timeframe of its own; pass --timeframe")
     raw = table.frame
@@ -508,7 +507,7 @@ def _kraken_trades(table: RawTable, timeframe: str | None, source: str) -> tuple
     if (np.diff(ts) < 0).any():
         row = int(np.flatnonzero(np.diff(ts) < 0)[0]) + 1
         raise CandleDataError(f"{source}: row {row}: trades not in time order")
-    step_ms = int(timeframe_to_timedelta(timeframe) / pd.Timedelta(milliseconds=1))
+    step_ms = to_ms(timeframe)
     candles = trades_to_candles(ts, values["price"].to_numpy(float), values["volume"].to_numpy(float), step_ms)
     note = f"{source}: aggregated {len(raw)} trades into {len(candles)} {timeframe} candles"
     return candles, [note, *([mixed] if mixed else [])]
@@ -516,15 +515,13 @@ def _kraken_trades(table: RawTable, timeframe: str | None, source: str) -> tuple
 
 def infer_timeframe(frame: pd.DataFrame, source: str) -> str:
     """The Kraken interval name of the most common step between candles (a few gaps do not matter)."""
-    from market.frame import _TIMEFRAMES, timeframe_to_timedelta
-
     if len(frame) < 2:
         raise CandleDataError(f"{source}: fewer than 2 candles, cannot tell the timeframe (pass --timeframe)")
     step = frame["date"].diff().iloc[1:].mode().iloc[0]
-    for name in _TIMEFRAMES:
-        if timeframe_to_timedelta(name) == step:
-            return name
-    raise CandleDataError(f"{source}: candles {step} apart match no Kraken interval ({', '.join(_TIMEFRAMES)})")
+    name = name_of(pd.Timedelta(step))
+    if name is None:
+        raise CandleDataError(f"{source}: candles {step} apart match no Kraken interval ({', '.join(TIMEFRAMES)})")
+    return name
 
 
 def _read(path: Path) -> RawTable:

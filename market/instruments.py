@@ -19,7 +19,6 @@ import argparse
 import datetime as dt
 import difflib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from core.files import write_atomic
 
 if TYPE_CHECKING:
     from market.kraken import KrakenClient
@@ -293,10 +294,8 @@ def refresh(client: KrakenClient, path: Path, source: str = "",
            "source": source, "fetched_at": dt.datetime.fromtimestamp(now(), dt.UTC).isoformat(timespec="seconds"),
            "Assets": raw["Assets"], "AssetPairs": raw["AssetPairs"]}
     table = parse_document(doc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n",
+                                                  encoding="utf-8"))
     return table
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from market.frame import CANDLE_COLUMNS, CandleDataError, check_candle_frame, timeframe_to_timedelta
+from core.files import write_atomic
+from core.timeframe import to_timedelta
+from market.frame import CANDLE_COLUMNS, CandleDataError, check_candle_frame
 
 STORE_COLUMNS = (*CANDLE_COLUMNS, "trades")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -160,7 +161,7 @@ def find_gaps(frame: pd.DataFrame, timeframe: str) -> list[Gap]:
     """Holes between consecutive candles (steps longer than one timeframe), oldest first."""
     if len(frame) < 2:
         return []
-    step = timeframe_to_timedelta(timeframe)
+    step = to_timedelta(timeframe)
     dates = frame["date"]
     steps = dates.diff().iloc[1:]
     idx = np.flatnonzero((steps > step).to_numpy()) + 1
@@ -171,24 +172,10 @@ _ARROW_SCHEMA = pa.schema([("date", pa.timestamp("ns", tz="UTC")), *((c, pa.floa
                            ("trades", pa.int64())])
 
 
-def _write_atomic(path: Path, frame: pd.DataFrame) -> None:
-    """temp file in the same directory → fsync → rename → fsync the directory: old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_month(path: Path, frame: pd.DataFrame) -> None:
+    """Durable: temp file → fsync → rename → fsync the directory; a crash leaves the old month or the new."""
     table = pa.Table.from_pandas(frame, schema=_ARROW_SCHEMA, preserve_index=False)
-    try:
-        with tmp.open("wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"), durable=True)
 
 
 def _read_month(path: Path) -> pd.DataFrame:
@@ -212,7 +199,7 @@ class CandleStore:
         self.exchange = exchange
 
     def series_dir(self, pair: str, timeframe: str) -> Path:
-        timeframe_to_timedelta(timeframe)  # reject unknown timeframes early
+        to_timedelta(timeframe)  # reject unknown timeframes early
         return self.root / self.exchange / pair_slug(pair) / timeframe
 
     def month_files(self, pair: str, timeframe: str) -> list[Path]:
@@ -249,7 +236,7 @@ class CandleStore:
                 result = merge_candles(stored, part.reset_index(drop=True), policy)
                 totals += (result.added, result.replaced, result.unchanged, result.conflicts_kept)
                 if result.changed:
-                    _write_atomic(path, result.frame)
+                    _write_month(path, result.frame)
                     written.append(str(path))
                 if progress is not None:
                     progress(len(part))
@@ -259,7 +246,7 @@ class CandleStore:
     def with_neighbours(self, pair: str, timeframe: str, batch: pd.DataFrame) -> pd.DataFrame:
         """The batch between the stored candles just outside it (up to GATE_CONTEXT_CANDLES each side),
         so the gate sees a jump or hole at the seams and a one-candle batch still has a step to measure."""
-        step = timeframe_to_timedelta(timeframe)
+        step = to_timedelta(timeframe)
         first, last = batch["date"].iloc[0], batch["date"].iloc[-1]
         before = self.read(pair, timeframe, first - GATE_CONTEXT_CANDLES * step, first - step)
         after = self.read(pair, timeframe, last + step, last + GATE_CONTEXT_CANDLES * step)

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from core.files import write_atomic
+
 
 def _save(fig: Figure, path: Path) -> Path:
     """Write atomically (tmp + rename) so a half-written PNG never reaches DVC or MLflow."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight", metadata={"Software": None})
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight",
+                                                      metadata={"Software": None}))
 
 
 def equity_plot(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:

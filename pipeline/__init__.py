@@ -1,3 +1,3 @@
-"""The imperative shell of the training pipeline: each stage reads files, calls pure code from
-market/quality/features/models/trader, and writes files. DVC stages, Prefect tasks and the CLI all
-call these same functions."""
+"""The jobs layer: named use cases (prepare, featurize, train, evaluate, register, promote, drift, ingest,
+import, backtest/paper), each a function of typed params, data paths and settings. The CLI, the Prefect
+flows and DVC (through `krakenflow stage`) only call these; trader and models never import them."""

@@ -1,4 +1,4 @@
-"""Drift check of the champion: its training window (reference) vs the newest candles (current), on
+"""Job `drift`: drift check of the champion: its training window (reference) vs the store's newest candles (current), on
 the model's own features and its prediction. The HTML report goes to data/reports and to MLflow."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from core.params import Params
 from core.settings import Settings
 from models import registry
 from models.dataset import columns
+from pipeline.candles import read_frames
 from pipeline.paths import DataPaths
-from pipeline.stages import load_validated
 from quality.drift import DriftDecision, run_drift_report
 from trader.model import trading_model
 
@@ -33,7 +33,7 @@ def check_drift(params: Params, paths: DataPaths, settings: Settings) -> DriftDe
     loaded = registry.load_model(params.registry.model_name, "champion")
     start, end = pd.Timestamp(loaded.tags["train_start"]), pd.Timestamp(loaded.tags["train_end"])
     reference, current = [], []
-    for frame in load_validated(params, paths).values():
+    for frame in read_frames(params, paths).values():
         table = _feature_frame(frame, loaded)
         reference.append(table[(table["date"] >= start) & (table["date"] <= end)])
         current.append(table.tail(params.drift.recent_candles))

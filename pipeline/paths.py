@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def pair_slug(pair: str) -> str:
-    """'XRP/USD' → 'XRP-USD' (safe in file names)."""
-    return pair.replace("/", "-")
+from market.store import pair_slug
 
 
 @dataclass(frozen=True)
 class DataPaths:
     root: Path
+    """The data directory (DVC-tracked outputs and the candle store)."""
+    home: Path = Path(".")
+    """The project home: relative paths in params.yaml (the bundled seed files) are relative to it."""
 
     def validated(self, pair: str, timeframe: str) -> Path:
         return self.root / "validated" / f"{pair_slug(pair)}-{timeframe}.parquet"

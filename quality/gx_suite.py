@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from core.params import QualityParams
-from market.frame import CANDLE_COLUMNS, PRICE_COLUMNS, timeframe_to_timedelta
+from core.timeframe import to_timedelta
+from market.frame import CANDLE_COLUMNS, PRICE_COLUMNS
 
 OPTIONAL_COLUMNS = ("trades",)
 DERIVED_COLUMNS = ("gap_candles", "grid_offset_s", "abs_log_return", "seconds_ahead")
@@ -79,7 +80,7 @@ def _gaps_in_candles(epoch_s: np.ndarray, step_s: float) -> np.ndarray:
 
 def derived_columns(frame: pd.DataFrame, timeframe: str, now: pd.Timestamp) -> pd.DataFrame:
     """The frame plus the derived columns GX validates (pure; the input is not modified)."""
-    step = timeframe_to_timedelta(timeframe)
+    step = to_timedelta(timeframe)
     dates = _dates(frame)
     step_s = step.total_seconds()
     epoch_s = (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()

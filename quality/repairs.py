@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from market.frame import timeframe_to_timedelta
+from core.timeframe import to_timedelta
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def zero_volume_flat_bars(frame: pd.DataFrame, source: str) -> str | None:
 
 def missing_candles(frame: pd.DataFrame, source: str, timeframe: str) -> str | None:
     """Report holes in the grid (count of missing candles, largest hole); nothing is filled in."""
-    step = timeframe_to_timedelta(timeframe)
+    step = to_timedelta(timeframe)
     seconds = (frame["date"] - frame["date"].iloc[0]).dt.total_seconds().to_numpy()
     gaps = np.diff(seconds) / step.total_seconds()
     holes = gaps[gaps > 1] - 1

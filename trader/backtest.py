@@ -1,7 +1,8 @@
 """Backtest = the trading engine replayed over stored candles with the SimulatedBroker.
 
-Used by `krakenflow trade --mode paper --replay`, `krakenflow backtest` and the DVC evaluate stage, so
-the numbers a model is judged by come from the same code that trades it.
+`replay` is the one way to run a model over candles: the evaluate stage (model and momentum baseline),
+the A/B shadow run, paper trading and `krakenflow backtest` all call it, so the numbers a model is
+judged by come from the same code, clock and fill model that trade it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.metrics import max_drawdown, period_returns, sharpe, total_return
-from core.params import FeeParams, RiskParams, TradeParams
+from core.params import FeeParams, Params, RiskParams, TradeParams
+from core.timeframe import periods_per_year as candles_per_year
+from core.timeframe import to_ms
 from core.types import Candle, Fill
 from features.spec import FeatureSpec
 from trader.brokers.simulated import SimulatedBroker, fill_model
@@ -70,6 +73,33 @@ def batch_scores(spec: FeatureSpec, predict: BatchPredict, seq: Sequence[Candle]
     return BatchScores(prob, why_not)
 
 
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Everything a replay needs besides the candles and the model; one per params.yaml."""
+
+    trade: TradeParams
+    fees: FeeParams
+    risk: RiskParams | None
+    timeframe: str
+    trade_from_ms: int
+    """Candles before this open time only warm the features up; trading (and equity) starts here."""
+
+    @classmethod
+    def from_params(cls, params: Params, trade_from_ms: int) -> ReplayConfig:
+        return cls(params.trade, params.fees, params.risk, params.data.timeframe, trade_from_ms)
+
+
+def replay(candles: Mapping[str, Sequence[Candle]], config: ReplayConfig, spec: FeatureSpec, score: Scorer,
+           predict: BatchPredict | None = None, scores: Mapping[str, BatchScores] | None = None) -> BacktestResult:
+    """Run a model over candles on the trading engine with the SimulatedBroker. `predict` scores the whole
+    history at once (fast, same decisions); precomputed `scores` replace the model (e.g. a baseline rule);
+    with neither the engine computes features and scores online, candle by candle, as it does live."""
+    if scores is None and predict is not None:
+        scores = {pair: batch_scores(spec, predict, seq) for pair, seq in candles.items()}
+    return run_backtest(candles, spec, score, config.trade, config.fees, config.trade_from_ms,
+                        candles_per_year(config.timeframe), scores, config.risk, to_ms(config.timeframe))
+
+
 def run_backtest(
     candles: Mapping[str, Sequence[Candle]],
     spec: FeatureSpec,
@@ -80,13 +110,14 @@ def run_backtest(
     periods_per_year: float,
     scores: Mapping[str, BatchScores] | None = None,
     risk: RiskParams | None = None,
+    candle_ms: int | None = None,
 ) -> BacktestResult:
     """Replay candles through the engine. With `scores` (from `batch_scores`) the features and model
     run vectorised over the whole history; without, the engine computes them online candle by candle
     as it does when trading. Both feed the same decision code (`Engine._act`)."""
     broker = SimulatedBroker(cash=trade.starting_cash, model=fill_model(fees))
     strategy = ThresholdStrategy(trade.enter_threshold, trade.exit_threshold, trade.position_fraction)
-    candle_ms = round(365 * 86_400_000 / periods_per_year)
+    candle_ms = candle_ms or round(365 * 86_400_000 / periods_per_year)
     engine = Engine(spec, score, strategy, broker, trade_from_ts=trade_from_ts, risk=risk, candle_ms=candle_ms)
     eq_ts: list[int] = []
     eq: list[float] = []
@@ -117,13 +148,3 @@ def summarize(result: BacktestResult, periods_per_year: float) -> dict[str, floa
         "fees_paid": result.fees_paid,
         "final_equity": result.equity[-1] if result.equity else 0.0,
     }
-
-
-def buy_and_hold_return(candles: Mapping[str, Sequence[Candle]], from_ts: int, taker_fee: float) -> float:
-    """Equal-weight buy at the first close ≥ from_ts and sell at the last close, fees both ways."""
-    rets = []
-    for seq in candles.values():
-        window = [c for c in seq if c.ts >= from_ts]
-        if len(window) >= 2:
-            rets.append(window[-1].close / window[0].close * (1 - taker_fee) ** 2 - 1.0)
-    return sum(rets) / len(rets) if rets else 0.0

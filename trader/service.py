@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from core.params import LiveParams, Params
 from core.settings import Settings
+from core.timeframe import to_ms
 from market.errors import BadMarketData, ExchangeUnavailable, InvalidNonce, RateLimited
-from market.frame import timeframe_to_timedelta
 from market.kraken import KrakenClient, make_exchange
 from models import registry
 from trader.brokers.kraken import KrakenBroker, LookupPolicy
@@ -108,7 +108,7 @@ def _wire_session(params: Params, settings: Settings, client: KrakenClient, mode
     broker = KrakenBroker(client, ledger, model.version, lookup=LookupPolicy(live.lookup_window_s, live.min_lookups))
     strategy = ThresholdStrategy(params.trade.enter_threshold, params.trade.exit_threshold,
                                  params.trade.position_fraction)
-    candle_ms = int(timeframe_to_timedelta(params.data.timeframe).total_seconds() * 1000)
+    candle_ms = to_ms(params.data.timeframe)
     engine = Engine(model.spec, model.score, strategy, broker, risk=params.risk, candle_ms=candle_ms,
                     id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
                     model_version=model.version)

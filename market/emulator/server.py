@@ -19,15 +19,23 @@ from market.emulator.venue import Venue, VenueConfig
 from market.frame import to_candles
 from market.history import import_file
 
+BUNDLED_ROOT = Path(__file__).resolve().parents[2]
+"""The project the package was installed from: its data/sample holds the bundled real candles."""
+
 DEFAULT_DATA = {
-    "XRP/USD": Path("data/sample/binance/XRP_USDT-1h.parquet"),
-    "DOGE/USD": Path("data/sample/binance/DOGE_USDT-1h.parquet"),
+    "XRP/USD": BUNDLED_ROOT / "data/sample/binance/XRP_USDT-1h.parquet",
+    "DOGE/USD": BUNDLED_ROOT / "data/sample/binance/DOGE_USDT-1h.parquet",
 }
+"""Tests' and a bare `running_emulator()`'s replay; the CLI replays the candle store instead."""
 
 
 def load_candles(files: Mapping[str, Path]) -> dict[str, list[Candle]]:
-    """Real candles per pair, cut to their common time range so the replay clock is shared."""
-    series = {pair: to_candles(import_file(path).frame) for pair, path in files.items()}
+    """Real candles per pair from files, cut to their common time range (see common_range)."""
+    return common_range({pair: to_candles(import_file(path).frame) for pair, path in files.items()})
+
+
+def common_range(series: Mapping[str, list[Candle]]) -> dict[str, list[Candle]]:
+    """Candles cut to the time range every pair covers, so the replay clock is shared."""
     start = max(seq[0].ts for seq in series.values())
     end = min(seq[-1].ts for seq in series.values())
     return {pair: [c for c in seq if start <= c.ts <= end] for pair, seq in series.items()}
@@ -111,8 +119,11 @@ class EmulatorHandle:
 
 def make_emulator(files: Mapping[str, Path] | None = None, balances: Mapping[str, float] | None = None,
                   config: VenueConfig | None = None, tier: RateTier | None = None, port: int = 0,
-                  seconds_per_candle: float | None = None) -> EmulatorHandle:
-    venue = Venue(load_candles(files or DEFAULT_DATA), dict(balances or {"ZUSD": 10_000.0}), config)
+                  seconds_per_candle: float | None = None,
+                  candles: Mapping[str, list[Candle]] | None = None) -> EmulatorHandle:
+    """Replays `candles` (e.g. from the candle store) or else the candle `files` (default: DEFAULT_DATA)."""
+    series = common_range(candles) if candles else load_candles(files or DEFAULT_DATA)
+    venue = Venue(series, dict(balances or {"ZUSD": 10_000.0}), config)
     return EmulatorHandle(venue, KeyRing(tier), FaultBook(), port=port, seconds_per_candle=seconds_per_candle)
 
 

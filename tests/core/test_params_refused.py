@@ -90,28 +90,50 @@ def test_huge_horizon_is_refused_even_with_a_matching_embargo() -> None:
         parse_params(raw)
 
 
-# ---- 2./3. data.sample ----------------------------------------------------------------------------
+# ---- 2./3. pairs and data.sample -----------------------------------------------------------------
 
-def test_empty_sample_is_refused(tmp_path: Path) -> None:
-    text = TEXT.split("  sample:\n")[0] + "  sample: {}\n\n" + "quality:" + TEXT.split("\nquality:", 1)[1]
-    path = tmp_path / "params.yaml"
-    path.write_text(text)
-    with pytest.raises(ParamsError, match=r"data\.sample names no pair"):
-        load_params(path)
+def test_empty_pairs_is_refused() -> None:
+    raw = _raw()
+    raw["pairs"], raw["data"]["sample"] = [], {}
+    with pytest.raises(ParamsError, match=r"pairs names no pair: list at least one Kraken pair"):
+        parse_params(raw)
+
+
+def test_a_pair_needs_no_seed_file() -> None:
+    raw = _raw()
+    raw["pairs"], raw["data"]["sample"] = ["BTC/USD"], {}
+    assert parse_params(raw).pairs == ("BTC/USD",)
+
+
+def test_a_seed_for_a_pair_not_traded_is_refused_naming_both_fixes() -> None:
+    raw = _raw()
+    raw["data"]["sample"]["BTC/USD"] = "data/sample/binance/XRP_USDT-1h.parquet"
+    with pytest.raises(ParamsError, match=r"data\.sample seeds BTC/USD, which is not in `pairs` \(XRP/USD, DOGE/USD\): "
+                                          r"add it to `pairs` or remove its data.sample line"):
+        parse_params(raw)
+
+
+def test_a_pair_named_twice_is_refused() -> None:
+    raw = _raw()
+    raw["pairs"] = ["XRP/USD", "DOGE/USD", "XRP/USD"]
+    with pytest.raises(ParamsError, match=r"pairs names XRP/USD more than once"):
+        parse_params(raw)
 
 
 @pytest.mark.parametrize("pair", ["xrp-usd", "FOO", "XRP/usd", "XRP-USD", "XRPUSD", "XRP/USD/EUR", " XRP/USD",
                                   "XRP/", "/USD", "XRP / USD"])
 def test_malformed_pair_is_refused_naming_it_and_the_form(pair: str) -> None:
     raw = _raw()
-    raw["data"]["sample"][pair] = "data/sample/binance/XRP_USDT-1h.parquet"
-    with pytest.raises(ParamsError, match=rf"data\.sample pair '{pair}' is not in ccxt's unified form BASE/QUOTE"):
+    raw["pairs"] = ["XRP/USD", pair]
+    raw["data"]["sample"] = {}
+    with pytest.raises(ParamsError, match=rf"pairs pair '{pair}' is not in ccxt's unified form BASE/QUOTE"):
         parse_params(raw)
 
 
 @pytest.mark.parametrize("pair", ["XRP/USD", "DOGE/USD", "BTC/USD", "1INCH/EUR", "T/USD"])
 def test_well_formed_pair_is_accepted(pair: str) -> None:
     raw = _raw()
+    raw["pairs"] = [pair]
     raw["data"]["sample"] = {pair: "data/sample/binance/XRP_USDT-1h.parquet"}
     assert parse_params(raw).pairs == (pair,)
 

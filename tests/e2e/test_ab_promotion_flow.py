@@ -14,7 +14,8 @@ import yaml
 from core.params import Params, parse_params
 from core.settings import Settings
 from models import registry
-from pipeline import ab, stages
+from pipeline import evaluate, featurize, prepare, register, train
+from pipeline import promote as ab
 from pipeline.paths import DataPaths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,11 +32,11 @@ def _params(**train: object) -> Params:
 
 
 def _train_and_register(params: Params, paths: DataPaths, settings: Settings) -> int:
-    stages.prepare(params, paths)
-    stages.featurize(params, paths)
-    stages.train(params, paths)
-    stages.evaluate_model(params, paths)
-    return stages.register(params, paths, settings)
+    prepare.prepare(params, paths)
+    featurize.featurize(params, paths)
+    train.train(params, paths)
+    evaluate.evaluate_model(params, paths)
+    return register.register(params, paths, settings)
 
 
 @pytest.fixture(scope="module")

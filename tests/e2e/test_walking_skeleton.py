@@ -53,7 +53,7 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     assert "paper P&L" in out and "max drawdown" in out
     assert "live (ccxt → local Kraken emulator" in out and "live-vs-emulator P&L" in out
     metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())
-    assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_return"} <= set(metrics)
+    assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_net_return"} <= set(metrics)
     assert (tmp_path / "home" / "mlflow.db").exists()
 
     again = _krakenflow(["flow", "run", "--params", str(params)], tmp_path)
@@ -71,8 +71,8 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     assert saved["metrics"]["net_return"] == pytest.approx(curve[-1] / curve[0] - 1)
     assert "<svg" in (tmp_path / "bt" / "backtest.html").read_text()
 
-    bad = _krakenflow(["trade", "--params", str(params), "--replay", "nowhere.parquet"], tmp_path)
-    assert bad.returncode == 2 and "unknown file" in bad.stdout
+    bad = _krakenflow(["trade", "--params", str(params), "--data", "XRP/USD=nowhere.parquet"], tmp_path)
+    assert bad.returncode == 2 and "nowhere.parquet: file not found" in bad.stdout, bad.stdout
 
     _live_trading_against_a_running_emulator(params, tmp_path)
 

@@ -8,8 +8,9 @@ import pandas as pd
 
 from core.params import load_params
 from market.backfill import ingest_pair
+from pipeline.candles import candle_store
 from pipeline.paths import DataPaths
-from pipeline.stages import candle_store, prepare_pair
+from pipeline.prepare import prepare_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = load_params(ROOT / "params.yaml")
@@ -31,7 +32,7 @@ def test_prepare_trains_on_the_store_seeded_file_plus_newer_ingested_candles(
     prepared = prepare_pair("XRP/USD", seed, PARAMS, paths, "t")
 
     assert prepared.rows == 1400 and prepared.last == str(xrp_1h["date"].iloc[1399])
-    assert any("0 candle(s) of" in n and "800 more candle(s) there" in n for n in prepared.repairs)
+    assert any("0 candle(s) of" in n and "added to" in n for n in prepared.repairs)  # the store already had them
     assert any("1 candle(s) of" in n and "the stored ones are used" in n for n in prepared.repairs)
     validated = pd.read_parquet(paths.validated("XRP/USD", "1h"))
     assert validated["close"].iloc[100] == xrp_1h["close"].iloc[100]

@@ -169,7 +169,7 @@ def test_unknown_pair_error_names_the_pair_close_matches_and_the_refresh() -> No
 
 def test_the_cli_refuses_an_unknown_pair_at_load_with_exit_2(tmp_path: Path) -> None:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"]["sample"] = {"FOO/USD": "data/sample/binance/XRP_USDT-1h.parquet"}
+    raw["pairs"], raw["data"]["sample"] = ["FOO/USD"], {}
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "KRAKENFLOW_HOME": str(tmp_path / "home"), "COLUMNS": "200"}

@@ -20,7 +20,8 @@ from core.settings import Settings
 from features.spec import spec_from_params
 from models import dataset, registry
 from models.train import SEARCHED, prepare_folds, search, study_name
-from pipeline import stages
+from pipeline import evaluate as evaluate_job
+from pipeline import featurize, prepare, register, train
 from pipeline.paths import DataPaths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,19 +48,19 @@ def _params(tmp: Path, **sections: dict) -> Params:
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Params, DataPaths]:
     tmp = tmp_path_factory.mktemp("train")
     params, paths = _params(tmp), DataPaths(tmp / "data")
-    stages.prepare(params, paths)
-    stages.featurize(params, paths)
+    prepare.prepare(params, paths)
+    featurize.featurize(params, paths)
     return params, paths
 
 
 def _train_set(params: Params, paths: DataPaths) -> dataset.Dataset:
     spec = spec_from_params(params.features)
-    return dataset.split(stages.load_feature_table(params, paths), spec.names)[0]
+    return dataset.split(featurize.load_feature_table(params, paths), spec.names)[0]
 
 
 def _search(params: Params, paths: DataPaths, storage: str, name: str = "t"):  # type: ignore[no-untyped-def]
     data = _train_set(params, paths)
-    prepared = prepare_folds(data, spec_from_params(params.features).names, stages.cv_folds(data, params))
+    prepared = prepare_folds(data, spec_from_params(params.features).names, train.cv_folds(data, params))
     return search(prepared, params.train, params.optuna, storage, name)
 
 
@@ -121,7 +122,7 @@ def test_study_in_postgres_gives_the_same_result_as_sqlite(
 def test_zero_trials_trains_params_yaml_unchanged(project: tuple[Params, DataPaths], tmp_path: Path) -> None:
     params, paths = project
     fixed = _params(tmp_path, optuna={"n_trials": 0}, train={"num_leaves": 63, "n_estimators": 30})
-    chosen, scores, info = stages.choose_train_params(_train_set(params, paths), spec_from_params(
+    chosen, scores, info = train.choose_train_params(_train_set(params, paths), spec_from_params(
         params.features).names, fixed, paths)
     assert chosen == fixed.train and len(scores) == 3 and info["optuna_n_trials"] == 1.0
 
@@ -130,19 +131,20 @@ def test_train_evaluate_register_log_cv_plots_and_lineage(
         project: tuple[Params, DataPaths], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params, paths = project
     monkeypatch.setenv("KRAKENFLOW_HOME", str(tmp_path / "home"))
-    trained = stages.train(params, paths)
+    trained = train.train(params, paths)
     assert trained["optuna_n_trials"] == 5.0 and "cv_fold3_logloss" in trained
-    assert json.loads(stages.cv_metrics_file(paths).read_text())["cv_logloss"] == trained["cv_logloss"]
-    metrics = stages.evaluate_model(params, paths)
+    assert json.loads(train.cv_metrics_file(paths).read_text())["cv_logloss"] == trained["cv_logloss"]
+    metrics = evaluate_job.evaluate_model(params, paths)
     assert metrics["holdout_n_trials_deflated"] == 5.0
     assert metrics["holdout_dsr"] <= metrics["holdout_psr"]
     for name in ("buy_and_hold", "flat", "momentum"):
         assert f"baseline_{name}_sharpe" in metrics
-    assert metrics["baseline_buy_and_hold_net_return"] == pytest.approx(metrics["baseline_buy_and_hold_return"])
     equity = pd.read_csv(paths.equity_csv)
     assert list(equity.columns) == ["date", "equity", "momentum", "buy_and_hold", "flat"]
-    version = stages.register(params, paths, Settings())
-    assert json.loads(stages.registered_file(paths).read_text())["version"] == version
+    bnh = equity["buy_and_hold"].to_numpy()  # buy-and-hold is computed once: the curve and its return agree
+    assert metrics["baseline_buy_and_hold_net_return"] == pytest.approx(bnh[-1] / params.trade.starting_cash - 1)
+    version = register.register(params, paths, Settings())
+    assert json.loads(register.registered_file(paths).read_text())["version"] == version
     loaded = registry.load_model(params.registry.model_name, "challenger")
     assert loaded.tags["optuna_n_trials"] == "5" and loaded.tags["optuna_study"] == trained["optuna_study"]
     run = registry.run_metrics(params.registry.model_name, version)

@@ -26,7 +26,7 @@ import pytest
 from core.params import load_params
 from market.frame import CandleDataError
 from pipeline.paths import DataPaths
-from pipeline.stages import prepare_pair
+from pipeline.prepare import prepare_pair
 from quality.expectations import DataQualityError, gate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from core.params import QualityParams, load_params
 from market.history import import_file
 from pipeline.paths import DataPaths
-from pipeline.stages import prepare_pair
+from pipeline.prepare import prepare_pair
 from quality.expectations import DataQualityError, gate, validate_candles
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -139,7 +139,7 @@ def test_a_pair_kraken_does_not_list_stops_live_start_up_with_its_name(tmp_path:
     import yaml
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"]["sample"] = {"FOO/USD": "data/sample/binance/XRP_USDT-1h.parquet"}
+    raw["pairs"], raw["data"]["sample"] = ["FOO/USD"], {}
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     code, out, _ = krakenflow(tmp_path, "trade", "--mode", "live", "--max-polls", "1", "--params", str(params),

@@ -1,5 +1,5 @@
-"""A/B promotion: champion and challenger shadow-trade the SAME unseen candles on the trader engine
-(SimulatedBroker, no money at stake); a pure paired test decides; aliases and tags record it."""
+"""Job `promote`: champion and challenger shadow-trade the SAME unseen candles from the store on the trader
+engine (SimulatedBroker, no money at stake); a pure paired test decides; aliases and tags record it."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pandas as pd
 from core.metrics import period_returns
 from core.params import Params
 from core.settings import Settings
+from core.timeframe import to_timedelta
 from core.types import Candle
 from features.spec import SpecMismatchError
-from market.frame import timeframe_to_timedelta, to_candles
 from models import registry
 from models.promotion import ABResult, ABRules, decide_promotion
+from pipeline.candles import read_candles
 from pipeline.paths import DataPaths
-from pipeline.stages import load_validated, periods_per_year
-from trader.backtest import BacktestResult, BatchPredict, batch_scores, run_backtest
+from trader.backtest import BacktestResult, ReplayConfig, replay
 from trader.model import TradingModel, batch_predict, trading_model
 
 
@@ -40,16 +40,15 @@ def ab_rules(params: Params) -> ABRules:
                    max_drawdown=p.max_drawdown, n_boot=p.n_boot, seed=params.train.seed)
 
 
-def _shadow(model: TradingModel, predict: BatchPredict, candles: dict[str, list[Candle]], params: Params,
+def _shadow(model: TradingModel, loaded: registry.LoadedModel, candles: dict[str, list[Candle]], params: Params,
             start_ms: int) -> BacktestResult:
-    scores = {pair: batch_scores(model.spec, predict, seq) for pair, seq in candles.items()}
-    return run_backtest(candles, model.spec, model.score, params.trade, params.fees, start_ms,
-                        periods_per_year(params.data.timeframe), scores, params.risk)
+    return replay(candles, ReplayConfig.from_params(params, start_ms), model.spec, model.score,
+                  batch_predict(loaded.booster))
 
 
 def shadow_start(params: Params, *loaded: registry.LoadedModel) -> pd.Timestamp:
     """First candle after every model's training window: unseen by both."""
-    step = timeframe_to_timedelta(params.data.timeframe)
+    step = to_timedelta(params.data.timeframe)
     return max(pd.Timestamp(m.tags["train_end"]) for m in loaded) + step
 
 
@@ -75,9 +74,9 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
         return _apply(name, ABResult("promote", float("nan"), 0.0, 0, 0, why), champion_v, challenger_v, "-")
     start = shadow_start(params, chall_loaded, champ_loaded)
     start_ms = int(start.value // 1_000_000)
-    candles = {pair: to_candles(frame) for pair, frame in load_validated(params, paths).items()}
-    champ_run = _shadow(champ, batch_predict(champ_loaded.booster), candles, params, start_ms)
-    chall_run = _shadow(chall, batch_predict(chall_loaded.booster), candles, params, start_ms)
+    candles = read_candles(params, paths)  # the store, incl. candles ingested since the last prepare
+    champ_run = _shadow(champ, champ_loaded, candles, params, start_ms)
+    chall_run = _shadow(chall, chall_loaded, candles, params, start_ms)
     trades = int(chall_run.metrics["n_round_trips"])
     result = decide_promotion(period_returns(champ_run.equity), period_returns(chall_run.equity), trades,
                               ab_rules(params))
