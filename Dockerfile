@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /opt/krakenflow
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PREFECT_SERVER_ANALYTICS_ENABLED=false \
-    KRAKENFLOW_HOME=/opt/krakenflow/.krakenflow
+    KRAKENFLOW_HOME=/opt/krakenflow KRAKENFLOW_STATE_DIR=/opt/krakenflow/.krakenflow
 COPY pyproject.toml requirements.lock README.md ./
 COPY core core
 COPY market market

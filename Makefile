@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_HOME ?= $(CURDIR)/.krakenflow/prefect
+export PREFECT_HOME ?= $(or $(KRAKENFLOW_STATE_DIR),$(CURDIR)/.krakenflow)/prefect
 export MPLBACKEND := Agg
 
 .PHONY: demo test install lint typecheck contracts pytest bench reliability clean-state

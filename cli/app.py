@@ -10,39 +10,74 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.env import prepare_environment
+from cli.env import prepare_environment, use_home, use_project
 from cli.output import console, load_params_or_exit, print_ab, print_pipeline, print_trade_report, print_trained
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="krakenflow: Kraken MLOps pipeline + trader")
+DISTRIBUTION = "krakenflow"
+"""The installed distribution (pyproject.toml `[project] name`) whose version `--version` prints."""
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, help="krakenflow: Kraken MLOps pipeline + trader")
 flow_app = typer.Typer(no_args_is_help=True, help="Run Prefect flows.")
 app.add_typer(flow_app, name="flow")
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to use")]
+ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml to use; default: the project's "
+                                                "(see krakenflow --home)")]
 PairOpt = Annotated[list[str] | None, typer.Option("--pair", help="pair(s) from params.yaml `pairs`; default: all")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="first candle to trade (UTC); default: the first "
                                              "candle after the model's training window")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="last candle (UTC); default: the newest stored")]
 DataOpt = Annotated[list[str] | None, typer.Option("--data", help="PAIR=FILE of candles instead of the candle "
                                                    "store; repeatable")]
+ModelOpt = Annotated[str, typer.Option("--model", help="alias (champion | challenger | previous) or version in "
+                                       "the registry")]
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"{DISTRIBUTION} {version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    home: Annotated[Path | None, typer.Option(
+        "--home", envvar="KRAKENFLOW_HOME", show_envvar=True, file_okay=False,
+        help="the project folder (params.yaml, data/; state in <home>/.krakenflow or KRAKENFLOW_STATE_DIR); "
+             "default: the nearest folder from here up with a params.yaml, else the source checkout")] = None,
+    show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                               help="print the version and exit")] = False,
+) -> None:
+    """krakenflow: Kraken MLOps pipeline + trader. Works from any directory: the project is found or named."""
+    if home is not None:
+        use_home(home)
 
 
 def _paths() -> Any:
     from core.settings import Settings
     from pipeline.paths import DataPaths
 
-    return DataPaths(Settings().data_dir.resolve())
+    settings = Settings()
+    return DataPaths(settings.data_dir, settings.home)
+
+
+def _params_path(params_file: Path | None) -> str:
+    """For flows, which load params themselves: the file, absolute, after the same checks as every command."""
+    load_params_or_exit(params_file)
+    return str(use_project(params_file))
 
 
 @app.command()
 def stage(
     name: Annotated[str, typer.Argument(help="prepare | featurize | train | evaluate | register | promote")],
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Run one pipeline stage (what `dvc repro` calls)."""
+    params, paths = load_params_or_exit(params_file), _paths()
     from core.settings import Settings
     from pipeline.stages import STAGES
 
-    params, paths = load_params_or_exit(params_file), _paths()
     if name not in STAGES:
         console.print(f"[red]error:[/red] unknown stage {name!r}; choose one of {', '.join(STAGES)}")
         raise typer.Exit(2)
@@ -60,7 +95,7 @@ def validate(
     timeframe: Annotated[str | None, typer.Option(help="candle interval; default: inferred from the candle "
                                                   "spacing, as import does")] = None,
     quarantine: Annotated[Path | None, typer.Option(help="on failure: batch + GX result + Data Docs here")] = None,
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Run the data-quality gate (repair rules + Great Expectations suite) on any file; exit 1 if it fails."""
     from market.frame import CandleDataError
@@ -86,7 +121,7 @@ def validate(
 
 
 @app.command()
-def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
+def promote(params_file: ParamsOpt = None) -> None:
     """A/B: shadow-run @champion and @challenger on the same unseen candles, test, move aliases."""
     from core.settings import Settings
     from pipeline.promote import run_ab
@@ -100,7 +135,7 @@ def promote(params_file: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
-def rollback(params_file: ParamsOpt = Path("params.yaml")) -> None:
+def rollback(params_file: ParamsOpt = None) -> None:
     """Swap @champion and @previous (undo the last promotion)."""
     from core.settings import Settings
     from pipeline.promote import rollback as do_rollback
@@ -114,25 +149,25 @@ def rollback(params_file: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
-def retrain(params_file: ParamsOpt = Path("params.yaml"), promote: bool = typer.Option(
+def retrain(params_file: ParamsOpt = None, promote: bool = typer.Option(
         True, help="run the A/B promotion flow after retraining")) -> None:
     """Retrain on the latest validated data as a Prefect flow (→ @challenger), then A/B-promote."""
-    load_params_or_exit(params_file)
+    params_path = _params_path(params_file)
     from flows.pipeline import ab_promote_flow, retrain_flow
 
-    trained = retrain_flow(params_file=str(params_file), data_dir=str(_paths().root))
+    trained = retrain_flow(params_file=params_path, data_dir=str(_paths().root))
     print_trained(trained)
     if promote:
-        print_ab(ab_promote_flow(params_file=str(params_file), data_dir=str(_paths().root)))
+        print_ab(ab_promote_flow(params_file=params_path, data_dir=str(_paths().root)))
 
 
 @flow_app.command("run")
-def flow_run(params_file: ParamsOpt = Path("params.yaml")) -> None:
+def flow_run(params_file: ParamsOpt = None) -> None:
     """Run the whole training pipeline as a Prefect flow (ephemeral local Prefect unless configured)."""
-    load_params_or_exit(params_file)
+    params_path = _params_path(params_file)
     from flows.pipeline import pipeline_flow
 
-    result = pipeline_flow(params_file=str(params_file), data_dir=str(_paths().root))
+    result = pipeline_flow(params_file=params_path, data_dir=str(_paths().root))
     print_pipeline(result)
 
 
@@ -140,7 +175,7 @@ def flow_run(params_file: ParamsOpt = Path("params.yaml")) -> None:
 def trade(
     mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker) or live "
                                       "(Kraken or the emulator at KRAKENFLOW_KRAKEN_URL)")] = "paper",
-    model: Annotated[str, typer.Option(help="alias or version in the registry")] = "champion",
+    model: ModelOpt = "champion",
     pair: PairOpt = None,
     trade_from: FromOpt = None,
     trade_to: ToOpt = None,
@@ -152,7 +187,7 @@ def trade(
              "(audited), e.g. after a human checked a reconciliation halt")] = False,
     status_port: Annotated[int, typer.Option(help="live: serve the dashboard, /status and /metrics on "
                                              "127.0.0.1:PORT (0 = off)")] = 0,
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
     params = load_params_or_exit(params_file)
@@ -244,7 +279,7 @@ def emulator(
                                                       "(POST /_emulator/advance)")] = 0.1,
     tier: Annotated[str, typer.Option(help="Kraken rate-counter tier: starter, intermediate, pro, "
                                       "unlimited")] = "intermediate",
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Run the local Kraken emulator (REST API, HMAC auth, replayed real candles, faults)."""
     from market.emulator.kraken_api import RATE_TIERS
@@ -285,37 +320,38 @@ def emulator(
 
 
 @app.command()
-def serve(params_file: ParamsOpt = Path("params.yaml")) -> None:
+def serve(params_file: ParamsOpt = None) -> None:
     """Serve the scheduled deployments (weekly retrain, daily A/B promotion, manual pipeline)."""
-    load_params_or_exit(params_file)
+    params_path = _params_path(params_file)
     from flows.serve import serve_all
 
-    serve_all(params_file=str(params_file), data_dir=str(_paths().root))
+    serve_all(params_file=params_path, data_dir=str(_paths().root))
 
 
 @app.command()
 def backtest(
     pair: PairOpt = None,
-    model: Annotated[str, typer.Option(help="champion | challenger | previous | <version>")] = "champion",
+    model: ModelOpt = "champion",
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
-    out: Annotated[Path, typer.Option(help="folder for backtest.json and backtest.html")] = Path("data/reports"),
-    params_file: ParamsOpt = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(help="folder for backtest.json and backtest.html; default: "
+                                             "<data>/reports")] = None,
+    params_file: ParamsOpt = None,
 ) -> None:
     """Backtest a registered model over the candle store on the trader's engine; write JSON and HTML reports."""
     from core.settings import Settings
     from pipeline.backtest import run_replay
     from trader.report import write_reports
 
-    params = load_params_or_exit(params_file)
+    params, paths = load_params_or_exit(params_file), _paths()
     try:
-        report, trading = run_replay(params, _paths(), Settings(), model, pair, start, end, data)
+        report, trading = run_replay(params, paths, Settings(), model, pair, start, end, data)
     except (LookupError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     title = f"backtest {trading.name} v{trading.version} ({model}) from {report.trade_from}"
-    json_path, html_path = write_reports(report.result, out, title, {"pairs": ", ".join(report.pairs),
+    json_path, html_path = write_reports(report.result, out or paths.reports, title, {"pairs": ", ".join(report.pairs),
                                                                       "from": report.trade_from,
                                                                       "to": report.trade_to})
     m = report.result.metrics
@@ -328,15 +364,21 @@ def ingest(
     pair: Annotated[list[str] | None, typer.Option(help="pair(s), e.g. XRP/USD; default: params.yaml pairs")] = None,
     timeframe: Annotated[list[str] | None, typer.Option(help="1h, 5m, …; default: params.yaml ingest.timeframes")]
     = None,
-    since: Annotated[str | None, typer.Option(help="backfill from this UTC time (e.g. 2024-01-01); older than "
-                                              "Kraken's 720-candle window → rebuilt from public Trades")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="backfill from this UTC time (e.g. 2024-01-01); "
+                                              "older than Kraken's 720-candle window → rebuilt from public "
+                                              "Trades")] = None,
+    since: Annotated[str | None, typer.Option("--since", hidden=True, help="the old name of --from")] = None,
     url: Annotated[str | None, typer.Option(help="Kraken or emulator URL; default KRAKENFLOW_KRAKEN_URL")] = None,
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Ingest Kraken candles into the store: OHLC window, then Trades backfill of older gaps (quality-gated)."""
     from cli.ingest_cmd import run_ingest
 
-    run_ingest(console, load_params_or_exit(params_file), _paths(), pair or [], timeframe or [], since, url)
+    if start and since and start != since:
+        raise typer.BadParameter(f"--from {start!r} and --since {since!r} disagree: --since is the old name of "
+                                 "--from, give one")
+    run_ingest(console, load_params_or_exit(params_file), _paths(), pair or [], timeframe or [], start or since,
+               url)
 
 
 @app.command("import")
@@ -346,7 +388,7 @@ def import_(
     pair: Annotated[str | None, typer.Option(help="the pair these candles are, e.g. XRP/USD; default: the file's "
                                              "symbol column (--pair then only confirms it)")] = None,
     timeframe: Annotated[str | None, typer.Option(help="default: inferred from the candle spacing")] = None,
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Import a history file into the candle store (quality-gated; stored candles are never changed)."""
     from cli.ingest_cmd import run_import
@@ -357,10 +399,10 @@ def import_(
 @app.command()
 def dashboard(
     ledger: Annotated[str | None, typer.Option(help="ledger URL (sqlite:///… or postgresql://…) or a SQLite "
-                                               "file; default: KRAKENFLOW_LEDGER_URL or .krakenflow/ledger.db")] = None,
+                                               "file; default: KRAKENFLOW_LEDGER_URL or <state>/ledger.db")] = None,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8050,
-    params_file: ParamsOpt = Path("params.yaml"),
+    params_file: ParamsOpt = None,
 ) -> None:
     """Serve a trader's ledger: decisions with the model version that took them, fills, positions, audit
     trail; plus /status (JSON) and /metrics (Prometheus). Read-only."""
@@ -385,19 +427,25 @@ def dashboard(
 
 
 @app.command()
-def demo(params_file: ParamsOpt = Path("params.yaml")) -> None:
+def demo(params_file: ParamsOpt = None) -> None:
     """The whole product on the bundled real candles: pipeline flow → @champion → paper trader."""
     from cli.demo import run_demo
 
-    run_demo(console, params_file)
+    load_params_or_exit(params_file)  # the clear errors and the Prefect home before the demo imports Prefect
+    run_demo(console, use_project(params_file))
 
 
 def main() -> None:
+    from core.settings import ProjectNotFound
+
     prepare_environment()
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ProjectNotFound as err:  # a command that needs the project before it loads params
+        console.print(f"[red]error:[/red] {err}")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

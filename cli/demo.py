@@ -43,7 +43,7 @@ def run_demo(console: Console, params_file: Path) -> None:
     first = pipeline_flow(params_file=str(params_file), data_dir=data_dir)
     print_pipeline(first)
     console.rule(f"2/4 drift (Evidently) → retrain a challenger ({CHALLENGER_EXPERIMENT}) → A/B vs @champion")
-    experiment = _experiment_params(params_file, settings.ensure_home())
+    experiment = _experiment_params(params_file, settings.ensure_state_dir())
     checked = drift_flow(params_file=str(params_file), data_dir=data_dir, retrain_params_file=str(experiment))
     console.print(f"drift check: {'DRIFT' if checked['drift']['drifted'] else 'no drift'} — "
                   f"{checked['drift']['reason']} (report: {settings.data_dir / 'reports' / 'drift.html'})")
@@ -55,18 +55,17 @@ def run_demo(console: Console, params_file: Path) -> None:
     ab = checked["promotion"]
     print_ab(ab)
     console.rule("3/4 trader, paper: @champion replayed on unseen candles (SimulatedBroker, Kraken taker fees)")
-    report, _ = run_replay(params, DataPaths(settings.data_dir), settings, "champion")
+    report, _ = run_replay(params, DataPaths(settings.data_dir, settings.home), settings, "champion")
     print_trade_report(report)
     console.rule("4/4 trader, live mode: the same candles served by the local Kraken emulator, orders via ccxt")
     live = live_against_emulator(console, params_file, settings)
-    home = settings.home.resolve()
     console.print(Panel.fit(
         f"champion: {params.registry.model_name} v{report.model_version}   A/B: {ab['decision']} "
         f"(p={ab['p_value']:.3g})   paper P&L: {report.result.metrics['final_equity'] - report.starting_cash:+,.2f} USD"
         f"   live-vs-emulator P&L: {live['equity'] - params.trade.starting_cash:+,.2f} USD"
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
-        f"Prefect UI:  PREFECT_HOME={home / 'prefect'} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
+        f"Prefect UI:  PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
         f"Dashboard:   .venv/bin/krakenflow dashboard --ledger {live['ledger']}  → http://127.0.0.1:8050 "
         f"(the live trader's decisions with model versions, fills, audit; /metrics for Prometheus)\n"
         f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json, drift.html)",
@@ -83,7 +82,8 @@ def ingest_from_emulator(console: Console, params_file: Path, params: Any, data_
     from market.emulator.server import make_emulator
     from market.emulator.venue import VenueConfig
 
-    files = {pair: Path(src) for pair, src in params.data.sample.items()}
+    home = Settings().home  # params.yaml's seed files are relative to the project home
+    files = {pair: home / src for pair, src in params.data.sample.items()}
     emulator = make_emulator(files, config=VenueConfig(warmup_candles=10**9)).start()  # clock at the last candle
     try:
         first = emulator.venue.candles[params.pairs[0]][0].ts
@@ -119,7 +119,8 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     params = _params(params_file)
     registry.configure(settings.tracking_uri)
     train_end = pd.Timestamp(registry.load_model(params.registry.model_name, "champion").tags["train_end"])
-    files = {pair: Path(src) for pair, src in params.data.sample.items()}
+    home = Settings().home  # params.yaml's seed files are relative to the project home
+    files = {pair: home / src for pair, src in params.data.sample.items()}
     first_unseen = next(i for i, c in enumerate(next(iter(load_candles(files).values())))
                         if c.ts > train_end.value // 1_000_000)
     config = VenueConfig(taker_fee=params.fees.taker, slippage_bps=params.fees.slippage_bps,
@@ -128,7 +129,7 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
                              tier=RateTier(max_counter=1e9)).start()
     key, secret = "demo-" + secrets.token_hex(6), base64.b64encode(secrets.token_bytes(48)).decode()
     emulator.add_key(key, secret)
-    ledger = settings.home / "demo-ledger.db"
+    ledger = settings.state_dir / "demo-ledger.db"
     ledger.unlink(missing_ok=True)
     live_settings = settings.model_copy(update={
         "kraken_url": emulator.url, "kraken_key": SecretStr(key), "kraken_secret": SecretStr(secret),

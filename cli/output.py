@@ -11,15 +11,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.env import use_project
+
 console = Console()
 
 
-def load_params_or_exit(path: Path) -> Any:
-    """Load params.yaml; a pair the instrument table does not hold is refused here, before any command starts,
-    rather than as a KeyError deep in live trading."""
+def load_params_or_exit(path: Path | None) -> Any:
+    """Load `path` (default: the project's params.yaml, found from any directory: cli.env.use_project); a pair
+    the instrument table does not hold is refused here, before any command starts, rather than as a KeyError
+    deep in live trading."""
     from core.params import ParamsError, load_params
+    from core.settings import ProjectNotFound
     from market.instruments import UnknownPairError, bundled
 
+    try:
+        path = use_project(path)
+    except ProjectNotFound as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
     try:
         params = load_params(path)
         bundled().require(params.pairs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -12,19 +11,20 @@ from prefect.artifacts import create_markdown_artifact
 from core.params import load_params
 from core.settings import Settings
 from flows.pipeline import ab_promote_flow, retrain_flow
+from flows.project import data_paths, locate
 from pipeline.drift import check_drift
-from pipeline.paths import DataPaths
 
 
 @task(name="drift report (Evidently)")
-def drift_task(params_file: str, data_dir: str) -> dict[str, Any]:
-    return asdict(check_drift(load_params(params_file), DataPaths(Path(data_dir)), Settings()))
+def drift_task(params_file: str, data_dir: str, home: str) -> dict[str, Any]:
+    return asdict(check_drift(load_params(params_file), data_paths(data_dir, home), Settings()))
 
 
 @flow(name="krakenflow-drift", log_prints=True)
-def drift_flow(params_file: str = "params.yaml", data_dir: str = "data", retrain_on_drift: bool = True,
-               retrain_params_file: str | None = None) -> dict[str, Any]:
-    verdict = drift_task(params_file, data_dir)
+def drift_flow(params_file: str | None = None, data_dir: str | None = None, retrain_on_drift: bool = True,
+               retrain_params_file: str | None = None, home: str | None = None) -> dict[str, Any]:
+    params_file, data_dir, home = locate(params_file, data_dir, home)
+    verdict = drift_task(params_file, data_dir, home)
     drifted = bool(verdict["drifted"])
     action = "retrain → A/B" if drifted and retrain_on_drift else "none"
     create_markdown_artifact(
@@ -34,7 +34,7 @@ def drift_flow(params_file: str = "params.yaml", data_dir: str = "data", retrain
     print(f"drift: {verdict['reason']}; action: {action}")
     result: dict[str, Any] = {"drift": verdict, "action": action}
     if drifted and retrain_on_drift:
-        retrain_file = retrain_params_file or params_file
-        result["retrain"] = retrain_flow(retrain_file, data_dir)
-        result["promotion"] = ab_promote_flow(retrain_file, data_dir)
+        retrain_file = locate(retrain_params_file, data_dir, home).params_file if retrain_params_file else params_file
+        result["retrain"] = retrain_flow(retrain_file, data_dir, home)
+        result["promotion"] = ab_promote_flow(retrain_file, data_dir, home)
     return result

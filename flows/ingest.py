@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -21,11 +20,11 @@ from prefect.cache_policies import INPUTS
 from core.params import load_params
 from core.settings import Settings
 from core.timeframe import to_ms
+from flows.project import data_paths, locate
 from market.backfill import parse_since
 from market.errors import ExchangeUnavailable, RateLimited
 from market.kraken import public_client
 from pipeline.ingest import ingest_pair_job
-from pipeline.paths import DataPaths
 
 SCHEDULED_TIMEFRAMES = {"5m": "*/5 * * * *", "1h": "2 * * * *"}
 """Deployments: 5-minute candles every 5 minutes, hourly candles two minutes past each hour."""
@@ -55,10 +54,10 @@ def _exchange_trouble(_task: Any, _run: Any, state: Any) -> bool:
       cache_policy=INPUTS,
       cache_expiration=timedelta(hours=2), persist_result=True,
       task_run_name="ingest {pair} {timeframe}")
-def ingest_task(params_file: str, data_dir: str, kraken_url: str, pair: str, timeframe: str, since: str | None,
-                exchange_candle_ms: int) -> dict[str, Any]:
+def ingest_task(params_file: str, data_dir: str, home: str, kraken_url: str, pair: str, timeframe: str,
+                since: str | None, exchange_candle_ms: int) -> dict[str, Any]:
     """`exchange_candle_ms` is only part of the cache key (see exchange_candle_task)."""
-    params, paths = load_params(params_file), DataPaths(Path(data_dir))
+    params, paths = load_params(params_file), data_paths(data_dir, home)
     report = ingest_pair_job(params, paths, public_client(kraken_url), pair, timeframe, parse_since(since))
     return asdict(report)
 
@@ -79,17 +78,18 @@ def ingest_markdown(reports: list[dict[str, Any]], kraken_url: str) -> str:
 
 
 @flow(name="krakenflow-ingest", log_prints=True)
-def ingest_flow(params_file: str = "params.yaml", data_dir: str = "data", pairs: list[str] | None = None,
+def ingest_flow(params_file: str | None = None, data_dir: str | None = None, pairs: list[str] | None = None,
                 timeframes: list[str] | None = None, since: str | None = None,
-                kraken_url: str | None = None) -> list[dict[str, Any]]:
+                kraken_url: str | None = None, home: str | None = None) -> list[dict[str, Any]]:
     """Ingest Kraken candles (OHLC window + Trades backfill of gaps) into the candle store."""
+    params_file, data_dir, home = locate(params_file, data_dir, home)
     params = load_params(params_file)
     url = kraken_url or Settings().kraken_url
     reports = []
     for pair in pairs or list(params.pairs):
         for timeframe in timeframes or list(params.ingest.timeframes):
             candle = exchange_candle_task(url, timeframe)
-            report = ingest_task(params_file, data_dir, url, pair, timeframe, since, candle)
+            report = ingest_task(params_file, data_dir, home, url, pair, timeframe, since, candle)
             print(f"{pair} {timeframe}: {report['added']} added, {report['backfilled_candles']} rebuilt from "
                   f"{report['trade_pages']} Trades pages, {len(report['gaps_after'])} gap(s) open")
             reports.append(report)
@@ -98,12 +98,15 @@ def ingest_flow(params_file: str = "params.yaml", data_dir: str = "data", pairs:
     return reports
 
 
-def ingest_deployments(params_file: str = "params.yaml", data_dir: str = "data") -> list[Any]:
-    """One scheduled deployment per timeframe: ingest-5m every 5 minutes, ingest-1h hourly."""
+def ingest_deployments(params_file: str | None = None, data_dir: str | None = None,
+                       home: str | None = None) -> list[Any]:
+    """One scheduled deployment per timeframe: ingest-5m every 5 minutes, ingest-1h hourly; their parameters
+    name this project's files absolutely, so the worker's directory does not matter."""
+    project = locate(params_file, data_dir, home)._asdict()
     return [
         ingest_flow.to_deployment(
             name=f"ingest-{tf}", cron=cron, tags=["krakenflow", "ingest"],
-            parameters={"params_file": params_file, "data_dir": data_dir, "timeframes": [tf]},
+            parameters={**project, "timeframes": [tf]},
             description=f"Ingest {tf} Kraken candles into the store ({cron})")
         for tf, cron in SCHEDULED_TIMEFRAMES.items()
     ]

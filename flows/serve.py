@@ -1,7 +1,8 @@
 """Deployments with schedules, served by one long-running process (`krakenflow serve`).
 
 Point PREFECT_API_URL (or KRAKENFLOW_PREFECT_API_URL) at a Prefect server to see and trigger them in
-its UI; without it, `krakenflow serve` uses the embedded Prefect under KRAKENFLOW_HOME.
+its UI; without it, `krakenflow serve` uses the embedded Prefect under the state folder
+(KRAKENFLOW_STATE_DIR, default <project>/.krakenflow). Parameters name the project's files absolutely.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from prefect import serve
 from flows.drift import drift_flow
 from flows.ingest import ingest_deployments  # ingest-5m every 5 minutes, ingest-1h hourly
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
+from flows.project import locate
 
 SCHEDULES: dict[str, tuple[Any, str | None]] = {
     "validate-hourly": (validate_flow, "5 * * * *"),      # quality gate over the candle files
@@ -23,8 +25,9 @@ SCHEDULES: dict[str, tuple[Any, str | None]] = {
 }
 
 
-def build_deployments(params_file: str = "params.yaml", data_dir: str = "data") -> list[Any]:
-    parameters = {"params_file": params_file, "data_dir": data_dir}
+def build_deployments(params_file: str | None = None, data_dir: str | None = None,
+                      home: str | None = None) -> list[Any]:
+    parameters = locate(params_file, data_dir, home)._asdict()
     return [
         flow.to_deployment(name=name, cron=cron, parameters=parameters, tags=["krakenflow"],
                            description=(flow.__doc__ or flow.name).strip().splitlines()[0])
@@ -32,7 +35,7 @@ def build_deployments(params_file: str = "params.yaml", data_dir: str = "data") 
     ]
 
 
-def serve_all(params_file: str = "params.yaml", data_dir: str = "data") -> None:
+def serve_all(params_file: str | None = None, data_dir: str | None = None, home: str | None = None) -> None:
     """Block and run scheduled flow runs; Ctrl-C leaves schedules active (pause_on_shutdown off)."""
-    serve(*build_deployments(params_file, data_dir), *ingest_deployments(params_file, data_dir),
+    serve(*build_deployments(params_file, data_dir, home), *ingest_deployments(params_file, data_dir, home),
           pause_on_shutdown=False)

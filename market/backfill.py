@@ -61,7 +61,7 @@ def parse_since(since: str | None) -> int | None:
     try:
         ts = pd.Timestamp(since)
     except ValueError:
-        raise ValueError(f"--since {since!r} is not a date/time (e.g. 2024-01-01 or 2024-01-01T12:00Z)") from None
+        raise ValueError(f"--from {since!r} is not a date/time (e.g. 2024-01-01 or 2024-01-01T12:00Z)") from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return int(ts.value // 1_000_000)
 

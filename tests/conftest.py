@@ -48,11 +48,11 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def krakenflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private KRAKENFLOW_HOME (MLflow sqlite, ledger, Prefect home) for one test."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("KRAKENFLOW_HOME", str(home))
-    return home
+def krakenflow_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private KRAKENFLOW_STATE_DIR (MLflow sqlite, ledger, Prefect home) for one test."""
+    state = tmp_path / "home"
+    monkeypatch.setenv("KRAKENFLOW_STATE_DIR", str(state))
+    return state
 
 
 from tests_support import EMULATOR_KEY, EMULATOR_SECRET  # noqa: E402

@@ -42,7 +42,7 @@ def _train_and_register(params: Params, paths: DataPaths, settings: Settings) ->
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataPaths, Settings, int, int]:
     tmp = tmp_path_factory.mktemp("ab")
-    settings = Settings(home=tmp / "home", data_dir=tmp / "data")
+    settings = Settings(state_dir=tmp / "home", data_dir=tmp / "data")
     paths = DataPaths(tmp / "data")
     weaker = _train_and_register(_params(num_leaves=31, learning_rate=0.05), paths, settings)
     default = _train_and_register(_params(), paths, settings)
@@ -78,7 +78,7 @@ def test_promote_keep_insufficient_and_rollback(
     assert insufficient.result.decision == "insufficient_evidence"
     assert _aliases(settings)[0] == weaker
 
-    monkeypatch.setenv("KRAKENFLOW_HOME", str(settings.home))
+    monkeypatch.setenv("KRAKENFLOW_STATE_DIR", str(settings.state_dir))
     with prefect_test_harness(server_startup_timeout=180):
         promoted = ab_promote_flow(params_file=str(_write(_params(), paths.root)), data_dir=str(paths.root))
     assert promoted["decision"] == "promote", promoted["reason"]

@@ -50,7 +50,7 @@ def _btc_file(tmp_path: Path) -> Path:
 
 
 def _cli(project: Path, *args: str) -> tuple[int, str]:
-    env = {**os.environ, "KRAKENFLOW_HOME": str(project / ".krakenflow"), "COLUMNS": "200"}
+    env = {**os.environ, "KRAKENFLOW_STATE_DIR": str(project / ".krakenflow"), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run([sys.executable, "-c", "from cli.app import main; main()", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -33,7 +33,7 @@ KILLS = int(os.environ.get("KRAKENFLOW_CRASH_KILLS", "5"))
 
 
 def _env(tmp: Path, url: str) -> dict[str, str]:
-    env = {**os.environ, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_KRAKEN_URL": url,
+    env = {**os.environ, "KRAKENFLOW_STATE_DIR": str(tmp / "home"), "KRAKENFLOW_KRAKEN_URL": url,
            "KRAKENFLOW_KRAKEN_KEY": EMULATOR_KEY, "KRAKENFLOW_KRAKEN_SECRET": EMULATOR_SECRET, "COLUMNS": "200",
            "KRAKENFLOW_KRAKEN_THROTTLE": "false"}  # the emulator paces (its rate counter is raised here)
     env.pop("PREFECT_API_URL", None)
@@ -93,7 +93,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_no_order(tmp_path: Path, 
 
     with running_emulator(tier=RateTier(max_counter=1e9), seconds_per_candle=0.05) as emu:
         emu.add_key(EMULATOR_KEY, EMULATOR_SECRET)
-        settings = Settings(home=tmp_path / "home", kraken_url=emu.url, kraken_key=SecretStr(EMULATOR_KEY),
+        settings = Settings(state_dir=tmp_path / "home", kraken_url=emu.url, kraken_key=SecretStr(EMULATOR_KEY),
                             kraken_secret=SecretStr(EMULATOR_SECRET))
         register_model(settings, booster, spec.to_json())
         for round_ in range(KILLS):

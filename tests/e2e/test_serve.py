@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +12,11 @@ from flows.serve import build_deployments
 pytestmark = pytest.mark.slow
 
 
-def test_deployments_register_with_their_schedules() -> None:
+def test_deployments_register_with_their_schedules(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.testing.utilities import prefect_test_harness
 
-    deployments = {d.name: d for d in build_deployments("params.yaml", "data")}
+    deployments = {d.name: d for d in build_deployments("params.yaml", "data", str(tmp_path))}
     assert set(deployments) == {"validate-hourly", "drift-hourly", "retrain-weekly", "ab-promote-daily",
                                 "pipeline-manual"}
     with prefect_test_harness(server_startup_timeout=180):
@@ -30,4 +31,6 @@ def test_deployments_register_with_their_schedules() -> None:
     assert stored["ab-promote-daily"].schedules[0].schedule.cron == "30 4 * * *"
     assert stored["pipeline-manual"].schedules == []
     assert stored["drift-hourly"].schedules[0].schedule.cron == "15 * * * *"
-    assert stored["retrain-weekly"].parameters == {"params_file": "params.yaml", "data_dir": "data"}
+    # absolute, under the project home: a worker's current directory never changes what a run reads
+    assert stored["retrain-weekly"].parameters == {"params_file": str(tmp_path / "params.yaml"),
+                                                   "data_dir": str(tmp_path / "data"), "home": str(tmp_path)}

@@ -34,8 +34,8 @@ def _slice_project(tmp: Path, rows: int) -> Path:
 
 
 def _krakenflow(args: list[str], tmp: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **extra_env, "KRAKENFLOW_HOME": str(tmp / "home"), "KRAKENFLOW_DATA_DIR": str(tmp / "data"),
-           "PREFECT_HOME": str(tmp / "home" / "prefect"), "COLUMNS": "200"}
+    env = {**os.environ, **extra_env, "KRAKENFLOW_STATE_DIR": str(tmp / "home"),
+           "KRAKENFLOW_DATA_DIR": str(tmp / "data"), "PREFECT_HOME": str(tmp / "home" / "prefect"), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable, "-c", "from cli.app import main; main()", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -172,7 +172,7 @@ def test_the_cli_refuses_an_unknown_pair_at_load_with_exit_2(tmp_path: Path) -> 
     raw["pairs"], raw["data"]["sample"] = ["FOO/USD"], {}
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "KRAKENFLOW_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    env = {**os.environ, "KRAKENFLOW_STATE_DIR": str(tmp_path / "home"), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run([sys.executable, "-c", "from cli.app import main; main()", "trade", "--mode", "paper",
                            "--params", str(params)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

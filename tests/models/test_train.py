@@ -130,7 +130,7 @@ def test_zero_trials_trains_params_yaml_unchanged(project: tuple[Params, DataPat
 def test_train_evaluate_register_log_cv_plots_and_lineage(
         project: tuple[Params, DataPaths], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params, paths = project
-    monkeypatch.setenv("KRAKENFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KRAKENFLOW_STATE_DIR", str(tmp_path / "home"))
     trained = train.train(params, paths)
     assert trained["optuna_n_trials"] == 5.0 and "cv_fold3_logloss" in trained
     assert json.loads(train.cv_metrics_file(paths).read_text())["cv_logloss"] == trained["cv_logloss"]

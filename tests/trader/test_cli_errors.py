@@ -23,7 +23,7 @@ PG = "postgresql://root@127.0.0.1:5432/test"
 
 
 def krakenflow(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, float]:
-    full_env = {**os.environ, "KRAKENFLOW_HOME": str(tmp_path / "home"), "COLUMNS": "200",
+    full_env = {**os.environ, "KRAKENFLOW_STATE_DIR": str(tmp_path / "home"), "COLUMNS": "200",
                 "KRAKENFLOW_KRAKEN_KEY": EMULATOR_KEY, "KRAKENFLOW_KRAKEN_SECRET": EMULATOR_SECRET, **env}
     full_env.pop("PREFECT_API_URL", None)
     started = time.monotonic()
@@ -94,7 +94,8 @@ def test_a_status_port_in_use_is_an_error_not_a_silent_page(tmp_path: Path, sett
         busy.listen()
         port = busy.getsockname()[1]
         code, out, _ = krakenflow(tmp_path, "trade", "--mode", "live", "--status-port", str(port), "--max-polls", "1",
-                                  KRAKENFLOW_HOME=str(settings.home), KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
+                                  KRAKENFLOW_STATE_DIR=str(settings.state_dir),
+                                  KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
                                   KRAKENFLOW_LEDGER_URL=str(settings.ledger_uri), KRAKENFLOW_KRAKEN_THROTTLE="false")
     assert_clear(code, out, f"cannot serve the status page on 127.0.0.1:{port}")
     assert f"http://127.0.0.1:{port}/" not in out.replace(f"127.0.0.1:{port} (", "")
@@ -143,7 +144,8 @@ def test_a_pair_kraken_does_not_list_stops_live_start_up_with_its_name(tmp_path:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     code, out, _ = krakenflow(tmp_path, "trade", "--mode", "live", "--max-polls", "1", "--params", str(params),
-                              KRAKENFLOW_HOME=str(settings.home), KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
+                              KRAKENFLOW_STATE_DIR=str(settings.state_dir),
+                              KRAKENFLOW_KRAKEN_URL=settings.kraken_url,
                               KRAKENFLOW_LEDGER_URL=str(settings.ledger_uri), KRAKENFLOW_KRAKEN_THROTTLE="false")
     assert_clear(code, out, "FOO/USD")
 

@@ -60,7 +60,7 @@ def corrupt_stored_model(settings: Settings, version: int, corrupt: Callable[[by
     """Corrupt the model.lgb MLflow stored for `version`, found under the settings' artifact root on disk."""
     registry.configure(settings.tracking_uri)
     model_id = str(MlflowClient().get_model_version("krakenflow", str(version)).source).removeprefix("models:/")
-    (path,) = (settings.home / "mlartifacts").rglob(f"{model_id}/artifacts/model.lgb")
+    (path,) = (settings.state_dir / "mlartifacts").rglob(f"{model_id}/artifacts/model.lgb")
     path.write_bytes(corrupt(path.read_bytes()))
     return path
 
@@ -100,7 +100,7 @@ def test_hot_reload_to_a_corrupt_champion_is_refused_once_and_the_old_version_tr
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KRAKENFLOW_HOME": str(settings.home), "COLUMNS": "2000",
+    env = {**os.environ, "KRAKENFLOW_STATE_DIR": str(settings.state_dir), "COLUMNS": "2000",
            "KRAKENFLOW_KRAKEN_URL": settings.kraken_url, "KRAKENFLOW_KRAKEN_KEY": EMULATOR_KEY,
            "KRAKENFLOW_KRAKEN_SECRET": EMULATOR_SECRET, "KRAKENFLOW_KRAKEN_THROTTLE": "false"}
     env.pop("PREFECT_API_URL", None)

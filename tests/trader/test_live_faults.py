@@ -67,7 +67,7 @@ def trading_params(median: float, **live: Any) -> Params:
 
 def make_settings(tmp_path: Path, emu: EmulatorHandle, booster: Any, mlflow_template: Path) -> Settings:
     shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    s = Settings(home=tmp_path, kraken_url=emu.url, kraken_key=SecretStr(EMULATOR_KEY),
+    s = Settings(state_dir=tmp_path, kraken_url=emu.url, kraken_key=SecretStr(EMULATOR_KEY),
                  kraken_secret=SecretStr(EMULATOR_SECRET), ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}")
     register_model(s, booster, SPEC.to_json())
     return s
