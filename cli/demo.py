@@ -101,31 +101,29 @@ def ingest_from_emulator(console: Console, params_file: Path, params: Any, data_
 
 def live_against_emulator(console: Console, params_file: Path, settings: Settings) -> dict[str, Any]:
     """Start the Kraken emulator in-process at the first candle the champion never saw, and run the
-    live trader (ccxt, HMAC auth, ledger) against it in lock-step with the replay clock."""
+    live trader (ccxt, HMAC auth, ledger) against it in lock-step with the replay clock.
+
+    It ends where the paper run ends, to the cent: the emulator replays the paper run's own candles (the
+    store, not the bundled files), fills like its SimulatedBroker (`VenueConfig.from_fees`, one fill model
+    in market.fills), the trader decides on every candle the paper run decides on and fills (the last
+    decision's order fills at the last candle's open), and equity is marked at the same last close."""
     import base64
     import secrets
 
-    import pandas as pd
     from rich.progress import Progress
 
     from cli.output import load_params_or_exit as _params
     from market.emulator.kraken_api import RateTier
-    from market.emulator.server import load_candles, make_emulator
+    from market.emulator.server import make_emulator
     from market.emulator.venue import VenueConfig
     from market.instruments import bundled
-    from models import registry
     from trader.service import connect, open_session, run
 
     params = _params(params_file)
-    registry.configure(settings.tracking_uri)
-    train_end = pd.Timestamp(registry.load_model(params.registry.model_name, "champion").tags["train_end"])
-    home = Settings().home  # params.yaml's seed files are relative to the project home
-    files = {pair: home / src for pair, src in params.data.sample.items()}
-    first_unseen = next(i for i, c in enumerate(next(iter(load_candles(files).values())))
-                        if c.ts > train_end.value // 1_000_000)
-    config = VenueConfig(taker_fee=params.fees.taker, slippage_bps=params.fees.slippage_bps,
-                         warmup_candles=first_unseen)
-    emulator = make_emulator(files, {"ZUSD": params.trade.starting_cash}, config,
+    candles = _paper_candles(params, settings)
+    first_unseen = _first_unseen(params, settings, candles[params.pairs[0]])
+    emulator = make_emulator(balances={"ZUSD": params.trade.starting_cash}, candles=candles,
+                             config=VenueConfig.from_fees(params.fees, warmup_candles=first_unseen),
                              tier=RateTier(max_counter=1e9)).start()
     key, secret = "demo-" + secrets.token_hex(6), base64.b64encode(secrets.token_bytes(48)).decode()
     emulator.add_key(key, secret)
@@ -137,7 +135,7 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     try:
         client = connect(live_settings, throttle=False)
         session = open_session(params, live_settings, client)
-        steps = emulator.venue.length - 1 - emulator.venue.cursor
+        steps = emulator.venue.length - 1 - emulator.venue.cursor  # finished candles still to decide on
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("live trader vs emulator (candles)", total=steps)
 
@@ -145,7 +143,10 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
                 emulator.advance(1)
                 progress.advance(task)
 
-            run(session, poll_seconds=0, max_polls=steps, after_poll=tick)
+            # the first poll finds nothing new (warm-up took it); the last one, at the final cursor candle,
+            # decides on the last finished candle, whose order fills at once at the last candle's open
+            run(session, poll_seconds=0, max_polls=steps + 1, after_poll=tick)
+        session.broker.sync()  # the trader's next poll would record that last fill in the ledger
         balances = client.balances()
         last = {p: emulator.venue.candles[p][-1].close for p in params.pairs}
         table = bundled()  # balances arrive under ccxt's codes: DOGE for Kraken's XXDG
@@ -159,3 +160,26 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
                   f"{len(fills)} fills over {steps} candles per pair; equity {equity:,.2f} USD "
                   f"({equity / params.trade.starting_cash - 1:+.2%}); ledger {ledger}")
     return {"equity": equity, "fills": float(len(fills)), "candles": float(steps), "ledger": str(ledger)}
+
+
+def _paper_candles(params: Any, settings: Settings) -> dict[str, list[Any]]:
+    """The candles the paper run replays (the candle store, seeded as paper seeds it)."""
+    from pipeline.candles import ensure_seeded, read_candles
+    from pipeline.paths import DataPaths
+
+    paths = DataPaths(settings.data_dir, settings.home)
+    ensure_seeded(params, paths, list(params.pairs))
+    return read_candles(params, paths, list(params.pairs))
+
+
+def _first_unseen(params: Any, settings: Settings, series: list[Any]) -> int:
+    """Index of the candle the paper run starts trading on: the first at or after train_end + one candle."""
+    import pandas as pd
+
+    from core.timeframe import to_timedelta
+    from models import registry
+
+    registry.configure(settings.tracking_uri)
+    train_end = pd.Timestamp(registry.load_model(params.registry.model_name, "champion").tags["train_end"])
+    first_ms = (train_end + to_timedelta(params.data.timeframe)).value // 1_000_000
+    return next(i for i, c in enumerate(series) if c.ts >= first_ms)

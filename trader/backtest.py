@@ -7,6 +7,7 @@ judged by come from the same code, clock and fill model that trade it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +49,17 @@ def merge_by_time(candles: Mapping[str, Sequence[Candle]]) -> Iterator[tuple[str
     order = np.lexsort((tag, ts))
     for k, i in zip(tag[order].tolist(), index[order].tolist(), strict=True):
         yield pairs[k], i, seqs[k][i]
+
+
+def opened_first(feed: Iterator[tuple[str, int, Candle]], broker: SimulatedBroker) -> Iterator[tuple[str, int, Candle]]:
+    """The feed, each timestamp's candles only after every pair's orders have met that open: live, every fill
+    at an open is known before the next decision, whichever pair it is on (the engine's own on_candle call
+    then finds the candle worked)."""
+    for _, batch in itertools.groupby(feed, key=lambda item: item[2].ts):
+        same_time = list(batch)
+        for pair, _, candle in same_time:
+            broker.on_candle(pair, candle)
+        yield from same_time
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,7 @@ def run_backtest(
     eq_ts: list[int] = []
     eq: list[float] = []
     probs = {pair: s.prob.tolist() for pair, s in scores.items()} if scores is not None else {}
-    for pair, index, candle in merge_by_time(candles):
+    for pair, index, candle in opened_first(merge_by_time(candles), broker):
         if eq_ts and candle.ts != eq_ts[-1]:
             eq.append(engine.equity())  # the previous timestamp is complete: mark it
         if scores is None:

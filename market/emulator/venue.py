@@ -1,9 +1,13 @@
 """The emulated exchange's state: replayed real candles on a simulated clock, accounts, orders, fills.
 
 Time model: the market "now" lies inside candle[cursor]. Candles before the cursor are finished; the
-cursor candle is the unfinished last one Kraken returns. A market order fills at once at the cursor
-candle's open plus slippage — the same price the backtester's SimulatedBroker uses for a decision
-taken on the previous candle's close. Limit orders fill when a later candle trades through them.
+cursor candle is the unfinished last one Kraken returns. Every price, quantity, fee and refusal comes
+from `market.fills`, the fill model the backtester's SimulatedBroker uses, worked on the same candle:
+an order placed while candle c is the cursor arrives on c (refusals checked at c's prices). A market
+order is worked against c at once — it fills at c's open plus slippage, the price the backtester pays
+for a decision taken on the previous candle's close — and what is left of it against each later cursor
+candle as it opens. A limit order is worked against c once c has finished (the emulator never peeks
+into an unfinished candle), then against each later candle as it finishes.
 """
 
 from __future__ import annotations
@@ -12,10 +16,25 @@ import itertools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.types import Candle
+from core.types import Candle, Side
+from market.fills import (
+    KRAKEN_LIMITS,
+    KRAKEN_SPOT_TIERS,
+    Account,
+    Execution,
+    FillModel,
+    WorkingOrder,
+    accept,
+    settle,
+    thirty_day_volume,
+    work,
+)
 from market.instruments import Instrument, UnknownPairError, bundled
+
+if TYPE_CHECKING:
+    from core.params import FeeParams
 
 
 class VenueError(Exception):
@@ -47,6 +66,8 @@ class Order:
     fee: float = 0.0
     closetm: float | None = None
     trades: list[str] = field(default_factory=list)
+    working: WorkingOrder | None = None
+    """The fill model's state of an open order (what is left, candles still to wait)."""
 
 
 @dataclass
@@ -62,11 +83,29 @@ class Trade:
 
 @dataclass
 class VenueConfig:
+    """The venue's fill model (the same fields as params.yaml `fees:`), its replay start and one fault knob."""
+
     taker_fee: float = 0.004
     maker_fee: float = 0.0025
     slippage_bps: float = 5.0
-    partial_fill_ratio: float = 1.0      # share of a limit order filled per candle that trades through it
+    partial_fill_ratio: float = 1.0      # fault injection: share of a limit order's rest one candle may fill
     warmup_candles: int = 720            # the replay starts here, so the first OHLC call has 720 candles
+    latency_candles: int = 0
+    max_volume_share: float = 1.0
+    volume_tiers: bool = False
+
+    @classmethod
+    def from_fees(cls, fees: FeeParams, warmup_candles: int = 720) -> VenueConfig:
+        """The venue that fills like the backtest of the same params.yaml (`model` == `fill_model(fees)`)."""
+        return cls(fees.taker, fees.maker, fees.slippage_bps, warmup_candles=warmup_candles,
+                   latency_candles=fees.latency_candles, max_volume_share=fees.max_volume_share,
+                   volume_tiers=fees.volume_tiers)
+
+    @property
+    def model(self) -> FillModel:
+        """The fill model these fields describe, with Kraken's pair minimums and decimals."""
+        return FillModel(self.taker_fee, self.slippage_bps, self.maker_fee, self.latency_candles,
+                         self.max_volume_share, KRAKEN_SPOT_TIERS if self.volume_tiers else (), KRAKEN_LIMITS)
 
 
 class Venue:
@@ -85,6 +124,8 @@ class Venue:
         self.default_balances = dict(balances)
         self.orders: dict[str, Order] = {}
         self.trades: dict[str, Trade] = {}
+        self.volumes: dict[str, list[tuple[int, float]]] = {}
+        """Per key: (candle ts ms, quote notional) of its fills, for the 30-day fee tier."""
         self._ids = itertools.count(1)
         self.dead_man_deadline: float | None = None
         self.clock_skew_s = 0.0
@@ -101,14 +142,15 @@ class Venue:
         return any_pair[self.cursor].ts / 1000 + 1 + self.clock_skew_s
 
     def advance(self, n: int = 1) -> int:
-        """Move the replay n candles forward, filling resting limit orders against each new candle."""
+        """Move the replay n candles forward: resting limit orders are worked against the candle that has
+        just finished, what is left of market orders against the one that has just opened."""
         with self.lock:
             for _ in range(n):
                 if self.frozen or self.cursor + 1 >= self.length:
                     break
                 self.cursor += 1
                 self._fire_dead_man_switch()
-                self._match_limits()
+                self._work_open_orders(finished=self.cursor - 1)
             return self.cursor
 
     def current(self, symbol: str) -> Candle:
@@ -125,16 +167,18 @@ class Venue:
     # --- orders --------------------------------------------------------------------------------
     def add_order(self, key: str, symbol: str, side: str, ordertype: str, volume: float, price: float | None,
                   cl_ord_id: str | None, userref: int | None, validate: bool) -> Order:
+        """Check and place an order; a market order is worked against the cursor candle at once."""
         with self.lock:
             pair = self._pair_by_symbol(symbol)
-            self._check_new_order(key, pair, side, ordertype, volume, price, cl_ord_id)
-            order = Order(self._next_id("O"), key, pair, side, ordertype, volume, price, cl_ord_id, userref,
-                          self.now())
+            self._check_arguments(key, side, ordertype, volume, price, cl_ord_id)
+            working = self._accept(key, pair, Side(side), volume, price if ordertype == "limit" else None)
+            order = Order(self._next_id("O"), key, pair, side, ordertype, working.remaining, working.limit,
+                          cl_ord_id, userref, self.now(), working=working)
             if validate:
                 return order
             self.orders[order.txid] = order
             if ordertype == "market":
-                self._fill(order, self._market_price(order), order.volume, self.config.taker_fee)
+                self._work(order, self.current(pair.symbol))
             return order
 
     def _pair_by_symbol(self, symbol: str) -> PairSpec:
@@ -143,56 +187,68 @@ class Venue:
                 return spec
         raise VenueError("EQuery:Unknown asset pair")
 
-    def _check_new_order(self, key: str, pair: PairSpec, side: str, ordertype: str, volume: float,
-                         price: float | None, cl_ord_id: str | None) -> None:
+    def _check_arguments(self, key: str, side: str, ordertype: str, volume: float, price: float | None,
+                         cl_ord_id: str | None) -> None:
         if side not in ("buy", "sell") or ordertype not in ("market", "limit") or volume <= 0:
             raise VenueError("EGeneral:Invalid arguments")
         if ordertype == "limit" and (price is None or price <= 0):
             raise VenueError("EGeneral:Invalid arguments:price")
-        if volume < pair.ordermin:
-            raise VenueError("EOrder:Order minimum not met")
-        ref_price = price if price else self.current(pair.symbol).open
-        if volume * ref_price < pair.costmin:
-            raise VenueError("EOrder:Cost minimum not met")
         if cl_ord_id and any(o.cl_ord_id == cl_ord_id and o.status == "open" and o.key == key
                              for o in self.orders.values()):
             raise VenueError("EOrder:Duplicate order")
+
+    def _accept(self, key: str, pair: PairSpec, side: Side, volume: float, limit: float | None) -> WorkingOrder:
+        """Kraken's minimums and funds at the cursor candle's prices (market.fills.accept), or VenueError."""
+        model = self.config.model
+        candle = self.current(pair.symbol)
+        working, why = accept(side, volume, limit, candle.open, self._account(key, pair), model,
+                              model.limits_for(pair.symbol), self._volume_30d(key, candle.ts))
+        if working is None:
+            raise VenueError(why)
+        return working
+
+    def _account(self, key: str, pair: PairSpec) -> Account:
         acct = self.account(key)
-        if side == "buy" and acct.get(pair.quote, 0.0) < volume * ref_price * (1 + self.config.taker_fee):
-            raise VenueError("EOrder:Insufficient funds")
-        if side == "sell" and acct.get(pair.base, 0.0) < volume - 1e-12:
-            raise VenueError("EOrder:Insufficient funds")
+        return Account(acct.get(pair.quote, 0.0), acct.get(pair.base, 0.0))
 
-    def _market_price(self, order: Order) -> float:
-        slip = self.config.slippage_bps / 10_000
-        open_ = self.current(order.pair.symbol).open
-        return open_ * (1 + slip) if order.side == "buy" else open_ * (1 - slip)
+    def _volume_30d(self, key: str, now_ms: int) -> float:
+        return thirty_day_volume(self.volumes.get(key, ()), now_ms) if self.config.volume_tiers else 0.0
 
-    def _fill(self, order: Order, price: float, volume: float, fee_rate: float) -> None:
+    def _work_open_orders(self, finished: int) -> None:
+        """Limit orders against the candle that finished, then market orders against the new cursor candle."""
+        open_orders = [o for o in self.orders.values() if o.status == "open" and o.working is not None]
+        for order in (o for o in open_orders if o.ordertype == "limit"):
+            self._work(order, self.candles[order.pair.symbol][finished])
+        for order in (o for o in open_orders if o.ordertype == "market"):
+            self._work(order, self.current(order.pair.symbol))
+
+    def _work(self, order: Order, candle: Candle) -> None:
+        """One candle of the fill model for one order; the order closes once the model is done with it."""
+        assert order.working is not None
+        model = self.config.model
+        ratio = self.config.partial_fill_ratio
+        offered = order.working.remaining * ratio if order.ordertype == "limit" and ratio < 1 else None
+        order.working, execution = work(order.working, candle, self._account(order.key, order.pair), model,
+                                        model.limits_for(order.pair.symbol), self._volume_30d(order.key, candle.ts),
+                                        offered)
+        if execution is not None:
+            self._book(order, execution, candle.ts)
+        if order.working is None:
+            order.status, order.closetm = ("closed" if order.vol_exec > 0 else "canceled"), self.now()
+
+    def _book(self, order: Order, execution: Execution, candle_ts: int) -> None:
         acct = self.account(order.key)
-        cost = price * volume
-        fee = cost * fee_rate
-        sign = 1.0 if order.side == "buy" else -1.0
-        acct[order.pair.base] = acct.get(order.pair.base, 0.0) + sign * volume
-        acct[order.pair.quote] = acct.get(order.pair.quote, 0.0) - sign * cost - fee
-        trade = Trade(self._next_id("T"), order, price, volume, cost, fee, self.now())
+        after = settle(self._account(order.key, order.pair), Side(order.side), execution)
+        acct[order.pair.quote], acct[order.pair.base] = after.cash, after.position
+        if self.config.volume_tiers:
+            self.volumes.setdefault(order.key, []).append((candle_ts, execution.notional))
+        trade = Trade(self._next_id("T"), order, execution.price, execution.quantity, execution.notional,
+                      execution.fee, self.now())
         self.trades[trade.trade_id] = trade
-        order.vol_exec += volume
-        order.cost += cost
-        order.fee += fee
+        order.vol_exec += execution.quantity
+        order.cost += execution.notional
+        order.fee += execution.fee
         order.trades.append(trade.trade_id)
-        if order.vol_exec >= order.volume - 1e-12:
-            order.status, order.closetm = "closed", self.now()
-
-    def _match_limits(self) -> None:
-        for order in [o for o in self.orders.values() if o.status == "open" and o.ordertype == "limit"]:
-            candle = self.current(order.pair.symbol)
-            assert order.price is not None
-            crossed = candle.low <= order.price if order.side == "buy" else candle.high >= order.price
-            if crossed:
-                remaining = order.volume - order.vol_exec
-                self._fill(order, order.price, remaining * self.config.partial_fill_ratio
-                           if self.config.partial_fill_ratio < 1 else remaining, self.config.maker_fee)
 
     def cancel(self, key: str, ref: str) -> int:
         with self.lock:
@@ -236,3 +292,4 @@ class Venue:
             self.accounts.clear()
             self.orders.clear()
             self.trades.clear()
+            self.volumes.clear()

@@ -1,7 +1,9 @@
 import pytest
 
+from core.params import load_params
 from core.types import Candle, OrderIntent, Side
-from trader.brokers.simulated import KRAKEN_SPOT_TIERS, FillModel, PairLimits, SimulatedBroker
+from market.emulator.venue import Venue, VenueConfig, VenueError
+from trader.brokers.simulated import KRAKEN_SPOT_TIERS, FillModel, PairLimits, SimulatedBroker, fill_model
 
 
 def _candle(ts: int, open_: float) -> Candle:
@@ -19,21 +21,43 @@ def test_market_buy_fills_at_next_open_plus_slippage_and_pays_taker_fee() -> Non
     assert broker.position("XRP/USD") == 100.0
 
 
-def test_buy_is_capped_by_cash_including_fee() -> None:
+def test_a_buy_the_cash_cannot_pay_incl_fee_is_refused_at_the_next_open_like_kraken() -> None:
     broker = SimulatedBroker(cash=100.0, model=FillModel(0.004, 0))
-    broker.submit(OrderIntent("a", "XRP/USD", Side.BUY, 1_000.0))
-    (fill,) = broker.on_candle("XRP/USD", _candle(1, 1.0))
-    assert broker.cash == pytest.approx(0.0, abs=1e-9)
-    assert fill.quantity == pytest.approx(100 / 1.004)
+    broker.submit(OrderIntent("a", "XRP/USD", Side.BUY, 100.0))   # 100 × 1.0 + 0.4 fee > 100 USD
+    assert broker.has_pending("XRP/USD")  # it reaches the venue with the next candle
+    assert broker.on_candle("XRP/USD", _candle(1, 1.0)) == []
+    assert [(i.client_id, why) for i, why in broker.rejected] == [("a", "EOrder:Insufficient funds")]
+    assert broker.cash == 100.0 and not broker.has_pending("XRP/USD")
+    broker.submit(OrderIntent("b", "XRP/USD", Side.BUY, 99.0))
+    (fill,) = broker.on_candle("XRP/USD", _candle(2, 1.0))
+    assert fill.quantity == 99.0 and broker.cash == pytest.approx(100 - 99 * 1.004)
 
 
-def test_sell_never_goes_short_and_other_pairs_wait() -> None:
+def test_a_sell_above_the_position_is_refused_never_short_and_other_pairs_wait() -> None:
     broker = SimulatedBroker(cash=0.0, model=FillModel(0.004, 0), positions={"XRP/USD": 5.0})
     broker.submit(OrderIntent("s", "XRP/USD", Side.SELL, 50.0))
+    broker.submit(OrderIntent("t", "XRP/USD", Side.SELL, 5.0))
     assert broker.on_candle("DOGE/USD", _candle(1, 1.0)) == []
     (fill,) = broker.on_candle("XRP/USD", _candle(1, 2.0))
-    assert fill.quantity == 5.0 and broker.position("XRP/USD") == 0.0
+    assert [(i.client_id, why) for i, why in broker.rejected] == [("s", "EOrder:Insufficient funds")]
+    assert (fill.client_id, fill.quantity) == ("t", 5.0) and broker.position("XRP/USD") == 0.0
     assert broker.cash == pytest.approx(10.0 * 0.996)
+
+
+def test_kraken_pairs_trade_whole_lots_on_the_price_tick() -> None:
+    broker = SimulatedBroker(1000.0, fill_model(load_params().fees))   # XRP/USD: 8 lot, 5 price decimals
+    broker.submit(OrderIntent("a", "XRP/USD", Side.BUY, 100.123456789))
+    (fill,) = broker.on_candle("XRP/USD", _candle(1, 0.61071))
+    assert (fill.quantity, fill.price) == (100.12345678, 0.61102)   # 0.61071 × 1.0005 = 0.611015… → tick
+
+
+def test_a_candle_is_worked_once_even_when_the_replay_opens_it_before_the_engine_does() -> None:
+    broker = SimulatedBroker(cash=1000.0, model=FillModel(0.004, 0))
+    broker.submit(OrderIntent("a", "XRP/USD", Side.BUY, 10.0))
+    assert len(broker.on_candle("XRP/USD", _candle(1, 1.0))) == 1
+    broker.submit(OrderIntent("b", "XRP/USD", Side.BUY, 10.0))
+    assert broker.on_candle("XRP/USD", _candle(1, 1.0)) == []     # the same candle again: nothing new
+    assert [f.client_id for f in broker.on_candle("XRP/USD", _candle(2, 1.0))] == ["b"]
 
 
 def _bar(ts: int, open_: float, high: float, low: float, close: float, volume: float = 1e9) -> Candle:
@@ -75,12 +99,12 @@ def test_latency_delays_the_fill_by_whole_candles() -> None:
     assert [len(f) for f in fills] == [0, 0, 1, 0] and fills[2][0].price == 3.0
 
 
-def test_orders_below_kraken_minimums_are_refused_at_submission() -> None:
+def test_orders_below_kraken_minimums_are_refused_when_they_reach_the_venue() -> None:
     broker = SimulatedBroker(1000.0, FillModel(0.004, 0, limits={"DOGE/USD": PairLimits(50.0, 0.5)}))
     broker.submit(OrderIntent("small", "DOGE/USD", Side.BUY, 49.0))
-    broker.on_candle("DOGE/USD", _bar(1, 0.005, 0.005, 0.005, 0.005))
     broker.submit(OrderIntent("cheap", "DOGE/USD", Side.BUY, 60.0))  # 60 × 0.005 = 0.30 USD < 0.5
-    assert [(i.client_id, why.split(" (")[0]) for i, why in broker.rejected] == [
+    broker.on_candle("DOGE/USD", _bar(1, 0.005, 0.005, 0.005, 0.005))
+    assert [(i.client_id, why) for i, why in broker.rejected] == [
         ("small", "EOrder:Order minimum not met"), ("cheap", "EOrder:Cost minimum not met")]
     assert not broker.has_pending("DOGE/USD") and broker.fills == []
 
@@ -100,3 +124,42 @@ def test_fee_tier_falls_as_30_day_volume_grows_and_rises_again_when_it_rolls_off
     assert buy_sell(day) == [0.0024, 0.0024]       # 60k and 90k: the 50k tier
     assert buy_sell(2 * day) == [0.0022, 0.0022]   # 120k and 150k: the 100k tier
     assert buy_sell(40 * day) == [0.004, 0.0035]   # the earlier trades rolled out of the 30 days
+
+
+def _plan_bars(n: int) -> list[Candle]:
+    hour = 3_600_000
+    return [Candle(i * hour, 0.60 + 0.005 * i, (0.60 + 0.005 * i) * 1.01, (0.60 + 0.005 * i) * 0.99,
+                   0.60 + 0.005 * i, 1000.0) for i in range(n)]
+
+
+def test_the_simulated_broker_and_the_emulator_venue_fill_the_same_orders_identically() -> None:
+    """Latency, volume-share partial fills, a limit order, tiers, a refusal: one fill model, same fills."""
+    fees = load_params().fees.model_copy(update={"latency_candles": 1, "max_volume_share": 0.3,
+                                                   "volume_tiers": True})
+    bars = _plan_bars(20)
+    plan = {1: (Side.BUY, 1000.0, None), 3: (Side.BUY, 10**6, None), 8: (Side.SELL, 500.0, 0.66),
+            12: (Side.SELL, 500.0, None)}
+    broker = SimulatedBroker(1000.0, fill_model(fees))
+    for i, bar in enumerate(bars):
+        broker.on_candle("XRP/USD", bar)
+        if i in plan:
+            side, qty, limit = plan[i]
+            broker.submit(OrderIntent(f"o{i}", "XRP/USD", side, qty, limit_price=limit))
+    venue = Venue({"XRP/USD": bars}, {"ZUSD": 1000.0}, VenueConfig.from_fees(fees, warmup_candles=1))
+    refused = []
+    while venue.cursor + 1 < venue.length:   # an order decided on candle i arrives while i + 1 is the cursor
+        if venue.cursor - 1 in plan:
+            side, qty, limit = plan[venue.cursor - 1]
+            try:
+                venue.add_order("k", "XRP/USD", side.value, "limit" if limit else "market", qty, limit,
+                                f"o{venue.cursor - 1}", None, False)
+            except VenueError as err:
+                refused.append((f"o{venue.cursor - 1}", str(err)))
+        venue.advance(1)
+    trades = [(t.order.cl_ord_id, t.volume, t.price, t.fee) for t in venue.trades.values()]
+    assert trades == [(f.client_id, f.quantity, f.price, f.fee) for f in broker.fills]
+    assert [(c, q) for c, q, *_ in trades] == [("o1", 300.0)] * 3 + [("o1", 100.0)] + [  # 30 % of 1000 a candle
+        ("o8", 300.0), ("o8", 200.0), ("o12", 300.0), ("o12", 200.0)]
+    assert {p for c, _, p, _ in trades if c == "o8"} == {0.66}  # the limit, once a high reached it
+    assert refused == [(i.client_id, why) for i, why in broker.rejected] == [("o3", "EOrder:Insufficient funds")]
+    assert (venue.account("k")["ZUSD"], venue.account("k")["XXRP"]) == (broker.cash, broker.position("XRP/USD"))
