@@ -22,16 +22,21 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 def stale_stages(status: dict[str, list[object]]) -> dict[str, list[object]]:
-    """Stages whose recorded deps or params differ from the clone (a fresh clone has no outputs, so
-    "changed outs: deleted" is expected; anything else means dvc.lock was not committed with the code)."""
+    """Stages whose recorded code or params differ from the clone. A fresh clone has no outputs, so outs
+    (and upstream outputs used as deps) that are "deleted" / "not in cache" are expected; a dep that is
+    "modified" or any changed params means dvc.lock was not committed with the code."""
     def stale(entry: object) -> bool:
-        return not (isinstance(entry, dict) and set(entry) == {"changed outs"}
-                    and set(entry["changed outs"].values()) <= {"deleted", "not in cache"})
+        if not isinstance(entry, dict):
+            return True
+        deps = entry.get("changed deps", {})
+        return bool(set(entry) - {"changed outs", "changed deps"}
+                    or set(deps.values()) - {"deleted", "not in cache"})
     return {stage: entries for stage, entries in status.items() if any(stale(e) for e in entries)}
 
 
 def test_stale_stages_catches_a_changed_dependency() -> None:
-    fresh = {"prepare": [{"changed outs": {"data/validated": "deleted"}}]}
+    fresh = {"prepare": [{"changed outs": {"data/validated": "not in cache"}}],
+             "train": [{"changed deps": {"data/features": "deleted"}}, {"changed outs": {"data/models": "deleted"}}]}
     edited = {"evaluate": [{"changed deps": {"trader/engine.py": "modified"}}, {"changed outs": {"x": "deleted"}}]}
     assert stale_stages(fresh) == {} and stale_stages(edited) == edited
 
