@@ -292,7 +292,12 @@ def emulator(
     keys, secrets, perms = api_key or [], api_secret or [], permissions or []
     if len(keys) != len(secrets):
         raise typer.BadParameter("give one --api-secret per --api-key")
-    files = {p: Path(f) for p, f in _kv(data or [], "--data").items()}
+    from pipeline.backtest import parse_data_specs
+
+    try:
+        files = parse_data_specs(data or [])
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
     balances = {ASSET_CODES.get(a.upper(), a): float(v) for a, v in _kv(balance or ["USD=10000"], "--balance").items()}
     candles = None
     if not files:  # the candle store's pairs (seeded from the bundled files on a fresh clone)

@@ -54,16 +54,21 @@ class IngestReport:
         self.files_written += len(upsert.files_written)
 
 
-def parse_since(since: str | None) -> int | None:
-    """'2024-01-01' or any pandas timestamp text (UTC unless it says otherwise) → epoch ms."""
-    if not since:
+def parse_utc(text: str | None, option: str = "--from") -> pd.Timestamp | None:
+    """'2024-01-01' or any pandas timestamp text (UTC unless it says otherwise) → a UTC timestamp."""
+    if not text:
         return None
     try:
-        ts = pd.Timestamp(since)
+        ts = pd.Timestamp(text)
     except ValueError:
-        raise ValueError(f"--from {since!r} is not a date/time (e.g. 2024-01-01 or 2024-01-01T12:00Z)") from None
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
+        raise ValueError(f"{option} {text!r} is not a date/time (e.g. 2024-01-01 or 2024-01-01T12:00Z)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def parse_since(since: str | None) -> int | None:
+    """`--from` as epoch ms (see parse_utc)."""
+    ts = parse_utc(since)
+    return None if ts is None else int(ts.value // 1_000_000)
 
 
 def candles_to_frame(candles: list[Candle]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from core.params import Params
 from core.settings import Settings
 from core.timeframe import to_timedelta
 from core.types import Candle
+from market.backfill import parse_utc
 from market.frame import check_candle_frame, to_candles
 from market.history import import_file
 from models import registry
@@ -50,13 +51,6 @@ def _read_file(path: Path) -> list[Candle]:
     return to_candles(check_candle_frame(import_file(path).frame, str(path)))
 
 
-def _utc(text: str | None) -> pd.Timestamp | None:
-    if not text:
-        return None
-    stamp = pd.Timestamp(text)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _candles(params: Params, paths: DataPaths, pairs: list[str], files: dict[str, Path],
              end: pd.Timestamp | None) -> dict[str, list[Candle]]:
     unknown = [p for p in pairs if p not in params.pairs]
@@ -80,8 +74,8 @@ def run_replay(params: Params, paths: DataPaths, settings: Settings, model_ref: 
     loaded = registry.load_model(params.registry.model_name, model_ref)
     model = trading_model(loaded)
     step = to_timedelta(params.data.timeframe)
-    first = _utc(start) or pd.Timestamp(loaded.tags["train_end"]) + step
-    last = _utc(end)
+    first = parse_utc(start) or pd.Timestamp(loaded.tags["train_end"]) + step
+    last = parse_utc(end, "--to")
     candles = _candles(params, paths, pairs or [], parse_data_specs(data or []), last)
     first_ms = int(first.value // 1_000_000)
     result = replay(candles, ReplayConfig.from_params(params, first_ms), model.spec, model.score,
