@@ -212,6 +212,7 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
                 status_port: int) -> None:
     from core.settings import Settings
     from market.errors import ExchangeError
+    from market.instruments import InstrumentsUnavailable
     from trader.ledger import LedgerError, LedgerLocked, safe_url
     from trader.service import StatusPortError, UnsafeKeyError, connect, open_session, run, serve_status
 
@@ -219,7 +220,8 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
     try:
         client = connect(settings)
         session = open_session(params, settings, client, model)
-    except (ValueError, LookupError, UnsafeKeyError, ExchangeError, LedgerError, LedgerLocked) as err:
+    except (ValueError, LookupError, UnsafeKeyError, ExchangeError, InstrumentsUnavailable, LedgerError,
+            LedgerLocked) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "

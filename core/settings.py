@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         return self.state_dir / "prefect"
 
     @property
+    def instruments_cache(self) -> Path:
+        """The live trader's copy of Kraken's AssetPairs, refreshed at each start (market.instruments)."""
+        return self.state_dir / "instruments.json"
+
+    @property
     def ledger_uri(self) -> str:
         return self.ledger_url or f"sqlite:///{self.state_dir / 'ledger.db'}"
 

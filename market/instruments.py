@@ -47,6 +47,11 @@ FeeSchedule = tuple[tuple[float, float], ...]
 """Kraken's `fees` / `fees_maker`: (30-day volume in `fee_volume_currency`, fee in percent) from that volume on."""
 
 
+class InstrumentsUnavailable(RuntimeError):
+    """Kraken's AssetPairs could not be fetched and no cached table exists: a live trader must not guess
+    minimums and decimals, so it refuses to start."""
+
+
 class UnknownPairError(LookupError):
     """A pair the instrument table does not hold; the message names it, close matches and the fix."""
 
@@ -189,6 +194,8 @@ def parse_document(doc: Mapping[str, Any]) -> InstrumentTable:
 
 
 def _result(answer: Mapping[str, Any], endpoint: str) -> Mapping[str, Any]:
+    if not isinstance(answer, Mapping):  # e.g. the text of a truncated body
+        raise ValueError(f"Kraken {endpoint}: the answer is not a JSON object ({str(answer)[:40]!r})")
     if "result" in answer or "error" in answer:
         if answer.get("error"):
             raise ValueError(f"Kraken {endpoint} answered errors: {answer['error']}")
@@ -297,6 +304,30 @@ def refresh(client: KrakenClient, path: Path, source: str = "",
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n",
                                                   encoding="utf-8"))
     return table
+
+
+def fetched_at(path: Path) -> str:
+    """When the table cached at `path` was fetched (ISO-8601 UTC), or '' when unknown."""
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("fetched_at", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def refresh_or_cached(client: KrakenClient, cache: Path, source: str = "",
+                      now: Callable[[], float] = time.time) -> tuple[InstrumentTable, str]:
+    """The live trader's table: fresh from the exchange (written to `cache`), else the last cached one;
+    returns the table and where it came from. InstrumentsUnavailable when neither is possible."""
+    from market.errors import ExchangeError
+
+    try:
+        return refresh(client, cache, source, now), f"fetched from {source or 'the exchange'}"
+    except (ExchangeError, KeyError, TypeError, ValueError) as err:  # unreachable, or a garbled answer
+        if not cache.is_file():
+            raise InstrumentsUnavailable(
+                f"cannot fetch Kraken's AssetPairs from {source or 'the exchange'} ({err}) and there is no cached "
+                f"instrument table at {cache}; check KRAKENFLOW_KRAKEN_URL and the network, then start again") from None
+        return load(cache), f"cached at {cache}, fetched {fetched_at(cache) or 'at an unknown time'} ({err})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from market.instruments import bundled
-
 if TYPE_CHECKING:
     from market.kraken import ExchangeOrder, KrakenClient
     from trader.brokers.kraken import KrakenBroker
     from trader.engine import Engine
 
 log = logging.getLogger(__name__)
-
-BASE_ASSET: Mapping[str, str] = bundled().base_assets()
-"""symbol → the key its base balance arrives under from ccxt's fetch_balance, which uses ccxt's unified codes
-('DOGE/USD' → 'DOGE' for Kraken's XXDG, 'BTC/USD' → 'BTC' for XXBT), for every pair of the instrument table."""
-
 
 @dataclass(frozen=True)
 class Drift:
@@ -46,12 +39,15 @@ class Reconciliation:
 
 
 def reconcile_positions(ledger_positions: Mapping[str, float], exchange_balances: Mapping[str, float],
-                        prices: Mapping[str, float], halt_above_usd: float, tolerance: float = 1e-6) -> Reconciliation:
-    """Pure: which pairs drift, and whether the total drift (valued in USD) is too big to trade on."""
+                        prices: Mapping[str, float], halt_above_usd: float, base_asset: Mapping[str, str],
+                        tolerance: float = 1e-6) -> Reconciliation:
+    """Pure: which pairs drift, and whether the total drift (valued in USD) is too big to trade on.
+    `base_asset` maps a symbol to the key its base balance arrives under from ccxt's fetch_balance
+    (`InstrumentTable.base_assets()`: 'DOGE/USD' → 'DOGE' for Kraken's XXDG)."""
     drifts = tuple(
-        Drift(pair, ledger_positions.get(pair, 0.0), exchange_balances.get(BASE_ASSET[pair], 0.0))
+        Drift(pair, ledger_positions.get(pair, 0.0), exchange_balances.get(base_asset[pair], 0.0))
         for pair in sorted(ledger_positions)  # the pairs this trader trades; other holdings are not ours
-        if abs(exchange_balances.get(BASE_ASSET[pair], 0.0) - ledger_positions.get(pair, 0.0)) > tolerance
+        if abs(exchange_balances.get(base_asset[pair], 0.0) - ledger_positions.get(pair, 0.0)) > tolerance
     )
     value = sum(abs(d.difference) * prices.get(d.pair, 0.0) for d in drifts)
     if value > halt_above_usd:
@@ -77,7 +73,8 @@ def with_unknown_orders(result: Reconciliation, unknown: Sequence[str]) -> Recon
 
 
 def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: Engine, pairs: Sequence[str],
-                            halt_above_usd: float, our_prefix: str = "kf") -> Reconciliation:
+                            halt_above_usd: float, base_asset: Mapping[str, str],
+                            our_prefix: str = "kf") -> Reconciliation:
     """Sync fills, compare, then either correct the ledger (audited) or halt the engine (audited)."""
     broker.sync()
     balances = client.balances()
@@ -85,7 +82,7 @@ def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: 
     positions = {p: ledger.position(p) for p in pairs}
     prices = {p: engine.last_close(p) or client.ticker_last(p) for p in pairs}
     opened: list[ExchangeOrder] = client.open_orders()
-    result = reconcile_positions(positions, balances, prices, halt_above_usd)
+    result = reconcile_positions(positions, balances, prices, halt_above_usd, base_asset)
     result = with_unknown_orders(result, unknown_open_orders(
         ((o.txid, o.client_id) for o in opened), ledger.client_ids(), our_prefix))
     if result.halt:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from core.params import LiveParams, Params
 from core.settings import Settings
 from core.timeframe import to_ms
+from market import instruments
 from market.errors import BadMarketData, ExchangeUnavailable, InvalidNonce, RateLimited
 from market.kraken import KrakenClient, make_exchange
 from models import registry
@@ -44,6 +45,8 @@ class LiveSession:
     broker: KrakenBroker
     model_name: str
     live: LiveParams
+    instruments: instruments.InstrumentTable
+    """Kraken's AssetPairs as fetched at start-up (or the cached copy): where balances arrive, minimums."""
     watcher: ModelWatcher | None = None
     last_poll_unix: float = 0.0
     """When the last poll ended, whatever its outcome."""
@@ -102,6 +105,7 @@ def _wire_session(params: Params, settings: Settings, client: KrakenClient, mode
                                   f"KRAKENFLOW_KRAKEN_URL and the network, then start again") from None
     if can_withdraw:
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
+    table = _instrument_table(params, settings, client, ledger)
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
     model = trading_model(registry.load_model(params.registry.model_name, model_ref))
     live = params.live
@@ -116,13 +120,26 @@ def _wire_session(params: Params, settings: Settings, client: KrakenClient, mode
     ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url})
     # a pinned version (`--model 12`) is never swapped; an alias is followed
     watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
-    return LiveSession(loop, broker, model.name, live, watcher)
+    return LiveSession(loop, broker, model.name, live, table, watcher)
+
+
+def _instrument_table(params: Params, settings: Settings, client: KrakenClient,
+                      ledger: Ledger) -> instruments.InstrumentTable:
+    """The exchange's own pair facts, refreshed at every start into the state dir (the cached copy when the
+    exchange does not answer); every traded pair must be in it."""
+    settings.ensure_state_dir()
+    table, origin = instruments.refresh_or_cached(client, settings.instruments_cache, settings.kraken_url)
+    table.require(params.pairs)
+    ledger.audit("instruments", {"origin": origin, "pairs": len(table.instruments)})
+    log.info("instrument table: %d pairs, %s", len(table.instruments), origin)
+    return table
 
 
 def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reconciliation:
     """Ledger vs exchange now; `halt_above_usd` overrides params (inf = adopt the exchange's positions)."""
     limit = session.live.reconcile_halt_usd if halt_above_usd is None else halt_above_usd
-    return reconcile_with_exchange(session.broker, session.loop.client, session.engine, session.loop.pairs, limit)
+    return reconcile_with_exchange(session.broker, session.loop.client, session.engine, session.loop.pairs, limit,
+                                   session.instruments.base_assets())
 
 
 def maybe_reload(session: LiveSession) -> bool:

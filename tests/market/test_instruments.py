@@ -30,7 +30,6 @@ from market.instruments import (
 )
 from market.kraken import KrakenClient, make_exchange
 from trader.brokers.simulated import KRAKEN_LIMITS
-from trader.reconcile import BASE_ASSET
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "binance"
@@ -67,16 +66,17 @@ def test_our_renames_are_ccxts_and_balances_arrive_under_the_unified_base() -> N
     assert all(exchange.commonCurrencies[alt] == code for alt, code in CCXT_RENAMES.items())
     raw = {"error": [], "result": {code: {"balance": "1.5", "hold_trade": "0"} for code in bundled().assets}}
     balances = exchange.parse_balance(raw)["total"]
+    bases = bundled().base_assets()
     for symbol, inst in bundled().instruments.items():
-        assert balances[BASE_ASSET[symbol]] == 1.5, symbol  # reconcile looks the balance up where ccxt put it
-        assert BASE_ASSET[symbol] == inst.unified_base
+        assert balances[bases[symbol]] == 1.5, symbol  # reconcile looks the balance up where ccxt put it
+        assert bases[symbol] == inst.unified_base
     assert balances["DOGE"] == balances["BTC"] == 1.5 and "XDG" not in balances and "XBT" not in balances
 
 
 def test_every_pair_of_params_yaml_is_in_the_table() -> None:
     params = load_params(ROOT / "params.yaml")
     bundled().require(params.pairs)
-    assert all(pair in PAIRS and pair in KRAKEN_LIMITS and pair in BASE_ASSET for pair in params.pairs)
+    assert all(pair in PAIRS and pair in KRAKEN_LIMITS and pair in bundled().base_assets() for pair in params.pairs)
 
 
 def test_simulated_broker_and_emulator_read_the_same_minimums() -> None:

@@ -8,9 +8,12 @@ import pytest
 
 from core.types import OrderIntent, Side
 from market.emulator.faults import Fault
+from market.instruments import bundled
 from trader.brokers.kraken import KrakenBroker, LookupPolicy
 from trader.ledger import Ledger
 from trader.reconcile import reconcile_positions
+
+BASES = bundled().base_assets()
 
 
 def _broker(kraken_client, path: Path, lookup: LookupPolicy | None = None) -> KrakenBroker:  # type: ignore[no-untyped-def]
@@ -68,11 +71,11 @@ def test_rejected_order_is_recorded_with_its_reason(emulator, kraken_client, tmp
 
 
 def test_reconcile_corrects_small_drift_and_halts_on_large() -> None:
-    small = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 100.5, "USD": 10.0}, {"XRP/USD": 0.5}, 10.0)
+    small = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 100.5, "USD": 10.0}, {"XRP/USD": 0.5}, 10.0, BASES)
     assert not small.halt and small.drifts[0].difference == pytest.approx(0.5)
-    big = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 0.0}, {"XRP/USD": 0.5}, 10.0)
+    big = reconcile_positions({"XRP/USD": 100.0}, {"XRP": 0.0}, {"XRP/USD": 0.5}, 10.0, BASES)
     assert big.halt and "50.00 USD" in big.reason
-    assert reconcile_positions({"XRP/USD": 1.0}, {"XRP": 1.0}, {"XRP/USD": 0.5}, 10.0).drifts == ()
+    assert reconcile_positions({"XRP/USD": 1.0}, {"XRP": 1.0}, {"XRP/USD": 0.5}, 10.0, BASES).drifts == ()
 
 
 def test_intent_committed_by_a_process_killed_before_addorder_is_closed_not_sent(  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ def test_dead_man_switch_is_re_armed_while_healthy(settings: Settings, emulator,
     run(session, 0, max_polls=2, after_poll=lambda _: emulator.advance(1), stop=StopFlag())
     # re-armed for 2 h at the last poll, then one hourly candle passed: 1 h left on the switch
     assert emulator.venue.dead_man_deadline == pytest.approx(emulator.venue.now() + 3600, abs=1)
-    assert next(k for k, _ in session.broker.ledger.audit_trail()) == "session_start"
+    assert [k for k, _ in session.broker.ledger.audit_trail()][:2] == ["instruments", "session_start"]
 
 
 def test_sigterm_stops_the_loop_after_the_current_poll(settings: Settings, emulator, kraken_client) -> None:  # type: ignore[no-untyped-def]
@@ -64,3 +64,46 @@ def test_nonces_keep_rising_across_a_restart_whose_clock_stepped_back(settings: 
     first.close()  # the process ends; the restart takes the ledger over
     restarted = open_session(PARAMS, settings, client_an_hour_behind())  # the ledger's counter leads
     assert "ZUSD" in str(emulator.venue.account(EMULATOR_KEY)) and restarted.loop.client.balances()["USD"] > 0
+
+
+def test_start_up_refreshes_the_instrument_table_from_the_exchange_into_the_state_dir(  # type: ignore[no-untyped-def]
+        settings: Settings, emulator, kraken_client) -> None:
+    import json
+
+    session = open_session(PARAMS, settings, kraken_client)
+    cached = json.loads(settings.instruments_cache.read_text(encoding="utf-8"))
+    assert cached["source"] == emulator.url and cached["fetched_at"].startswith("20")
+    assert session.instruments.get("DOGE/USD").kraken_id == "XDGUSD"  # the exchange's own answer, parsed
+    assert dict(session.broker.ledger.audit_trail())["instruments"]["origin"].startswith("fetched from")
+
+
+def test_start_up_falls_back_to_the_cached_table_when_asset_pairs_fails(  # type: ignore[no-untyped-def]
+        settings: Settings, emulator, kraken_client) -> None:
+    from market.emulator.faults import Fault
+
+    open_session(PARAMS, settings, kraken_client).close()  # a first start writes the cache
+    written = settings.instruments_cache.read_bytes()
+    emulator.add_fault(Fault("AssetPairs", "http_status", times=10, status=503))
+    session = open_session(PARAMS, settings, kraken_client)
+    assert "AssetPairs:http_status" in emulator.faults.fired  # the refresh was tried, and failed
+    origin = [v for k, v in session.broker.ledger.audit_trail() if k == "instruments"][-1]["origin"]
+    assert origin.startswith(f"cached at {settings.instruments_cache}")
+    assert settings.instruments_cache.read_bytes() == written  # a failed refresh leaves the cache alone
+    assert set(PARAMS.pairs) <= set(session.instruments.instruments)
+
+
+def test_start_up_refuses_when_the_exchange_has_no_table_and_nothing_is_cached(  # type: ignore[no-untyped-def]
+        settings: Settings, emulator, kraken_client) -> None:
+    from market.emulator.faults import Fault
+    from market.instruments import InstrumentsUnavailable
+    from trader.ledger import Ledger
+
+    emulator.add_fault(Fault("AssetPairs", "malformed_json", times=10))
+    with pytest.raises(InstrumentsUnavailable, match=r"no cached instrument table.*check KRAKENFLOW_KRAKEN_URL"):
+        open_session(PARAMS, settings, kraken_client)
+    assert not settings.instruments_cache.exists()
+    ledger = Ledger(settings.ledger_uri)
+    try:
+        assert "session_start" not in dict(ledger.audit_trail())  # refused before it traded or recorded anything
+    finally:
+        ledger.close()
