@@ -3,6 +3,7 @@ paper, the A/B shadow run, drift and the emulator's replay all read it here. Bun
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,26 +41,39 @@ def seed_file(params: Params, pair: str, paths: DataPaths) -> Path | None:
     return None if src is None else paths.home / src
 
 
-def seed(params: Params, paths: DataPaths, pair: str, run_id: str,
-         source: Path | None = None) -> tuple[UpsertReport | None, list[str]]:
+@dataclass(frozen=True)
+class Seeded:
+    """What seeding did: `repairs` depend only on the file (prepare's validation.json, tracked by DVC, keeps
+    them); `store` says what this run added (a rerun adds 0), so it is printed, not tracked."""
+    report: UpsertReport | None
+    repairs: tuple[str, ...]
+    store: tuple[str, ...]
+
+
+def shown(path: Path, home: Path) -> str:
+    """`path` relative to the project home when inside it: outputs DVC tracks must not hold the clone's path."""
+    return str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+
+
+def seed(params: Params, paths: DataPaths, pair: str, run_id: str, source: Path | None = None) -> Seeded:
     """Put `source` (default: the pair's bundled file) into the store, quality-gated (policy `keep`:
     candles already ingested from Kraken win; a disagreement is reported, not applied). Pairs without a
     bundled file are left alone."""
     source = source or seed_file(params, pair, paths)
     if source is None:
-        return None, []
+        return Seeded(None, (), ())
     imported = import_file(source)
-    repaired = apply_repairs(imported.frame, params.data.timeframe, str(source))
+    repaired = apply_repairs(imported.frame, params.data.timeframe, shown(source, paths.home))
     frame = check_candle_frame(repaired.frame, str(source))
     store, timeframe = candle_store(params, paths), params.data.timeframe
     report = store.upsert(pair, timeframe, frame, str(source), "keep",
                           store_gate(params, timeframe, pair_slug(pair), paths, run_id))
-    notes = [*imported.repairs, *repaired.repairs, *repaired.warnings,
-             f"store: {report.added} candle(s) of {source} added to {store.series_dir(pair, timeframe)}"]
+    name, series = shown(source, paths.home), shown(store.series_dir(pair, timeframe), paths.home)
+    notes = [f"store: {report.added} candle(s) of {name} added to {series}"]
     if report.conflicts_kept:
-        notes.append(f"store: {report.conflicts_kept} candle(s) of {source} differ from the stored ones "
+        notes.append(f"store: {report.conflicts_kept} candle(s) of {name} differ from the stored ones "
                      "(the stored ones are used)")
-    return report, notes
+    return Seeded(report, (*imported.repairs, *repaired.repairs, *repaired.warnings), tuple(notes))
 
 
 def ensure_seeded(params: Params, paths: DataPaths, pairs: tuple[str, ...] | list[str] | None = None) -> None:

@@ -25,6 +25,12 @@ class PreparedPair:
     last: str
     summary: str
     repairs: tuple[str, ...]
+    store: tuple[str, ...]  # what this run added to the store: printed, kept out of validation.json
+
+    def tracked(self) -> dict[str, object]:
+        """validation.json's entry: facts of the data only, so a rerun or another clone writes the same bytes
+        (DVC then restores later stages from its run cache instead of retraining)."""
+        return {k: v for k, v in vars(self).items() if k != "store"}
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
@@ -36,19 +42,19 @@ def prepare_pair(pair: str, source: Path | None, params: Params, paths: DataPath
     pair's whole stored series, gate it, write the validated file. A failing batch goes to
     data/quarantine/<run_id>/ and raises; nothing validated or stored is overwritten."""
     timeframe = params.data.timeframe
-    _, notes = seed(params, paths, pair, run_id, source)
+    seeded = seed(params, paths, pair, run_id, source)
     frame = read_frame(params, paths, pair)
     result = gate(frame, params.quality, timeframe, name=pair_slug(pair), quarantine_root=paths.quarantine,
                   run_id=run_id)
     write_parquet(paths.validated(pair, timeframe), frame)
     return PreparedPair(pair, len(frame), str(frame["date"].iloc[0]), str(frame["date"].iloc[-1]),
-                        result.summary(), tuple(notes))
+                        result.summary(), seeded.repairs, seeded.store)
 
 
 def prepare(params: Params, paths: DataPaths) -> list[PreparedPair]:
     run_id = time.strftime("%Y%m%dT%H%M%S")
     out = [prepare_pair(pair, None, params, paths, run_id) for pair in params.pairs]
-    write_json(paths.validation_summary, [vars(p) for p in out])
+    write_json(paths.validation_summary, [p.tracked() for p in out])
     return out
 
 

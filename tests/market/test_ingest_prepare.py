@@ -10,7 +10,7 @@ from core.params import load_params
 from market.backfill import ingest_pair
 from pipeline.candles import candle_store
 from pipeline.paths import DataPaths
-from pipeline.prepare import prepare_pair
+from pipeline.prepare import prepare, prepare_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = load_params(ROOT / "params.yaml")
@@ -32,8 +32,25 @@ def test_prepare_trains_on_the_store_seeded_file_plus_newer_ingested_candles(
     prepared = prepare_pair("XRP/USD", seed, PARAMS, paths, "t")
 
     assert prepared.rows == 1400 and prepared.last == str(xrp_1h["date"].iloc[1399])
-    assert any("0 candle(s) of" in n and "added to" in n for n in prepared.repairs)  # the store already had them
-    assert any("1 candle(s) of" in n and "the stored ones are used" in n for n in prepared.repairs)
+    assert any("0 candle(s) of" in n and "added to" in n for n in prepared.store)  # the store already had them
+    assert any("1 candle(s) of" in n and "the stored ones are used" in n for n in prepared.store)
     validated = pd.read_parquet(paths.validated("XRP/USD", "1h"))
     assert validated["close"].iloc[100] == xrp_1h["close"].iloc[100]
     assert list(validated.columns) == ["date", "open", "high", "low", "close", "volume"]
+
+
+def test_validation_json_is_the_same_bytes_from_any_clone_and_any_rerun(tmp_path: Path) -> None:
+    """DVC tracks validation.json: if it held the clone's path or this run's store counts, a fresh clone's
+    `dvc repro` after an experiment would retrain instead of restoring from the run cache (seen in CI)."""
+    params = PARAMS.model_copy(update={"pairs": ("XRP/USD",)})
+    written = []
+    for home in (tmp_path / "a", tmp_path / "longer-clone-name"):
+        src = home / params.data.sample["XRP/USD"]
+        src.parent.mkdir(parents=True)
+        src.write_bytes((ROOT / params.data.sample["XRP/USD"]).read_bytes())
+        paths = DataPaths(home / "data", home)
+        for _ in range(2):  # the rerun adds 0 candles
+            prepare(params, paths)
+            written.append(paths.validation_summary.read_bytes())
+    assert len(set(written)) == 1, written
+    assert b"longer-clone-name" not in written[0] and b"store:" not in written[0]

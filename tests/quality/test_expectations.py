@@ -98,7 +98,9 @@ def test_prepare_stage_reports_repairs_and_warnings_of_a_passing_file(tmp_path: 
     prepared = prepare_pair("BTC/USD", REAL / "XRP_USDT-1m-first600.parquet", params.model_copy(
         update={"data": params.data.model_copy(update={"timeframe": "1m"})}), paths, "run-3")
     assert prepared.rows == 600
-    assert [r for r in prepared.repairs if not r.startswith("store:")] == []  # nothing repaired, no warning
+    assert prepared.repairs == ()  # nothing repaired, no warning
+    assert prepared.store == ("store: 600 candle(s) of " f"{REAL / 'XRP_USDT-1m-first600.parquet'} added to "
+                              f"{paths.root / 'store' / 'kraken' / 'BTC-USD' / '1m'}",)
     assert paths.validated("BTC/USD", "1m").exists()
 
 
