@@ -124,7 +124,7 @@ class OptunaParams(_Frozen):
 
     n_trials: int = Field(default=0, ge=0, le=10_000)
     timeout_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
-    storage: str | None = None  # RDB URL (sqlite:///…, postgresql://…); None = data/models/optuna.db
+    storage: str | None = None  # RDB URL (sqlite:///…, postgresql://…); None = data/studies/optuna.db
 
 
 class EvaluateParams(_Frozen):

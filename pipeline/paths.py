@@ -26,6 +26,11 @@ class DataPaths:
         return self.root / "quarantine"
 
     @property
+    def studies(self) -> Path:
+        """Optuna's default sqlite storage (not a DVC output: its bytes hold trial timestamps)."""
+        return self.root / "studies"
+
+    @property
     def model_dir(self) -> Path:
         return self.root / "models"
 

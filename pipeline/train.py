@@ -25,12 +25,27 @@ from trader.model import batch_predict
 
 def optuna_storage(params: Params, paths: DataPaths) -> str:
     """Where the Optuna study lives: KRAKENFLOW_OPTUNA_STORAGE (keeps a password out of params.yaml), else
-    `optuna.storage`, else a sqlite file inside the DVC-tracked model dir (so `dvc repro` searches afresh)."""
+    `optuna.storage`, else `data/studies/optuna.db` — outside the DVC-tracked model dir, whose bytes must not
+    depend on trial timestamps (a sqlite file there made every clone's data/models differ, so DVC's run
+    cache never matched). The study name hashes everything that decides the search, so a repro reuses a
+    finished study with the same result and resumes an interrupted one."""
     url = os.environ.get("KRAKENFLOW_OPTUNA_STORAGE") or params.optuna.storage
     if url:
         return url
-    paths.model_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(paths.model_dir / 'optuna.db').resolve()}"
+    paths.studies.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{paths.studies.resolve() / 'optuna.db'}"
+
+
+def shown_storage(url: str, paths: DataPaths) -> str:
+    """The storage as train_metrics.json records it: a local sqlite file relative to the project home, so
+    the tracked file is the same in every clone."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        file = Path(url.removeprefix(prefix))
+        home = paths.home.resolve()
+        if file.is_relative_to(home):
+            return prefix + str(file.relative_to(home))
+    return url
 
 
 def cv_folds(train_set: dataset.Dataset, params: Params) -> list[Fold]:
@@ -49,7 +64,9 @@ def choose_train_params(train_set: dataset.Dataset, names: tuple[str, ...], para
         return params.train, cross_validate(prepared, params.train), {"optuna_n_trials": 1.0, "optuna_n_pruned": 0.0}
     name = study_name(params.registry.model_name, params.train, params.cv, params.optuna, train_set)
     found = search(prepared, params.train, params.optuna, optuna_storage(params, paths), name)
-    return found.best, list(found.scores), search_summary(found)
+    summary = search_summary(found)
+    summary["optuna_storage"] = shown_storage(summary["optuna_storage"], paths)
+    return found.best, list(found.scores), summary
 
 
 def cv_metrics_file(paths: DataPaths) -> Path:

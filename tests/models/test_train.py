@@ -159,3 +159,25 @@ def test_embargo_shorter_than_the_label_horizon_is_refused() -> None:
     with pytest.raises(ValueError, match=r"cv.embargo \(2 candles\) must be ≥ label.horizon"):
         parse_params(raw)
     assert load_params(ROOT / "params.yaml").cv.embargo >= load_params(ROOT / "params.yaml").label.horizon
+
+
+def _model_dir_bytes(paths: DataPaths) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(paths.model_dir.iterdir())}
+
+
+def test_trained_model_dir_is_the_same_bytes_in_any_clone_and_on_a_rerun(tmp_path: Path) -> None:
+    """data/models is a DVC output: when an Optuna sqlite file (trial timestamps) or the clone's path lived
+    in it, no fresh clone matched dvc.lock and `dvc repro` retrained instead of restoring (seen in CI)."""
+    written = []
+    for home in (tmp_path / "a", tmp_path / "clone-b"):
+        home.mkdir()
+        params, paths = _params(home), DataPaths(home / "data", home)
+        prepare.prepare(params, paths)
+        featurize.featurize(params, paths)
+        for _ in range(2):  # the rerun reuses the finished study in data/studies
+            train.train(params, paths)
+            written.append(_model_dir_bytes(paths))
+        assert (paths.studies / "optuna.db").exists()
+    assert all(w == written[0] for w in written), [sorted(w) for w in written]
+    assert sorted(written[0]) == ["feature_spec.json", "model.lgb", "train_metrics.json"]
+    assert json.loads(written[0]["train_metrics.json"])["optuna_storage"] == "sqlite:///data/studies/optuna.db"
