@@ -286,7 +286,7 @@ def emulator(
     """Run the local Kraken emulator (REST API, HMAC auth, replayed real candles, faults)."""
     from market.emulator.kraken_api import RATE_TIERS
     from market.emulator.server import make_emulator
-    from pipeline.candles import ensure_seeded, read_candles
+    from pipeline.candles import store_candles
 
     if tier not in RATE_TIERS:
         raise typer.BadParameter(f"--tier must be one of {', '.join(RATE_TIERS)}")
@@ -305,8 +305,7 @@ def emulator(
     if not files:  # the candle store's pairs (seeded from the bundled files on a fresh clone)
         params, paths = load_params_or_exit(params_file), _paths()
         try:
-            ensure_seeded(params, paths, pair or list(params.pairs))
-            candles = read_candles(params, paths, pair or list(params.pairs))
+            candles = store_candles(params, paths, pair)
         except (LookupError, ValueError) as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 from pydantic import SecretStr
 from rich.console import Console
@@ -44,25 +46,32 @@ def run_demo(console: Console, params_file: Path) -> None:
     print_pipeline(first)
     console.rule(f"2/4 drift (Evidently) → retrain a challenger ({CHALLENGER_EXPERIMENT}) → A/B vs @champion")
     experiment = _experiment_params(params_file, settings.ensure_state_dir())
-    checked = drift_flow(params_file=str(params_file), data_dir=data_dir, retrain_params_file=str(experiment))
+    checked = drift_flow(params_file=str(params_file), data_dir=data_dir, retrain_on_drift=False)
     console.print(f"drift check: {'DRIFT' if checked['drift']['drifted'] else 'no drift'} — "
                   f"{checked['drift']['reason']} (report: {settings.data_dir / 'reports' / 'drift.html'})")
-    if "retrain" not in checked:
-        console.print("no drift, so no retrain would be scheduled; the demo retrains anyway to show the A/B")
-        checked["retrain"] = retrain_flow(params_file=str(experiment), data_dir=data_dir)
-        checked["promotion"] = ab_promote_flow(params_file=str(experiment), data_dir=data_dir)
+    workspace = challenger_workspace(settings)
+    console.print(f"the demo retrains a challenger either way, in {workspace} (so {settings.data_dir} keeps "
+                  "describing @champion unless the A/B promotes it)")
+    checked["retrain"] = retrain_flow(params_file=str(experiment), data_dir=str(workspace))
+    checked["promotion"] = ab_promote_flow(params_file=str(experiment), data_dir=str(workspace))
     print_trained(checked["retrain"])
     ab = checked["promotion"]
     print_ab(ab)
+    if ab["decision"] == "promote":
+        adopt_workspace(workspace, settings.data_dir)
     console.rule("3/4 trader, paper: @champion replayed on unseen candles (SimulatedBroker, Kraken taker fees)")
     report, _ = run_replay(params, DataPaths(settings.data_dir, settings.home), settings, "champion")
     print_trade_report(report)
     console.rule("4/4 trader, live mode: the same candles served by the local Kraken emulator, orders via ccxt")
-    live = live_against_emulator(console, params_file, settings)
+    live = live_against_emulator(console, params_file, settings, pd.Timestamp(report.trade_from))
+    paper_pnl = round(report.result.metrics["final_equity"] - report.starting_cash, 2)
+    live_pnl = round(live["equity"] - params.trade.starting_cash, 2)
+    parity = ("= paper, to the cent" if paper_pnl == live_pnl
+              else f"[red]differs from paper by {live_pnl - paper_pnl:+,.2f}[/red]")
     console.print(Panel.fit(
         f"champion: {params.registry.model_name} v{report.model_version}   A/B: {ab['decision']} "
-        f"(p={ab['p_value']:.3g})   paper P&L: {report.result.metrics['final_equity'] - report.starting_cash:+,.2f} USD"
-        f"   live-vs-emulator P&L: {live['equity'] - params.trade.starting_cash:+,.2f} USD"
+        f"(p={ab['p_value']:.3g})   paper P&L: {paper_pnl:+,.2f} USD"
+        f"   live-vs-emulator P&L: {live_pnl:+,.2f} USD ({parity})"
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
         f"Prefect UI:  PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
@@ -71,6 +80,22 @@ def run_demo(console: Console, params_file: Path) -> None:
         f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json, drift.html)",
         title="krakenflow demo done",
     ))
+
+
+def challenger_workspace(settings: Settings) -> Path:
+    """A data dir for the demo's challenger with a copy of the candle store: its models and reports land
+    there, not over the champion's in data/ (a rejected challenger must not be what data/reports shows)."""
+    workspace = settings.state_dir / "demo-challenger"
+    shutil.rmtree(workspace, ignore_errors=True)
+    shutil.copytree(settings.data_dir / "store", workspace / "store")
+    return workspace
+
+
+def adopt_workspace(workspace: Path, data_dir: Path) -> None:
+    """The challenger won: its model and reports become data/'s (drift.html stays: it was checked there)."""
+    shutil.rmtree(data_dir / "models", ignore_errors=True)
+    shutil.copytree(workspace / "models", data_dir / "models")
+    shutil.copytree(workspace / "reports", data_dir / "reports", dirs_exist_ok=True)
 
 
 def ingest_from_emulator(console: Console, params_file: Path, params: Any, data_dir: str) -> list[dict[str, Any]]:
@@ -99,9 +124,11 @@ def ingest_from_emulator(console: Console, params_file: Path, params: Any, data_
     return reports
 
 
-def live_against_emulator(console: Console, params_file: Path, settings: Settings) -> dict[str, Any]:
-    """Start the Kraken emulator in-process at the first candle the champion never saw, and run the
-    live trader (ccxt, HMAC auth, ledger) against it in lock-step with the replay clock.
+def live_against_emulator(console: Console, params_file: Path, settings: Settings,
+                          trade_from: pd.Timestamp) -> dict[str, Any]:
+    """Start the Kraken emulator in-process at `trade_from` (where the paper run began trading: the first
+    candle the champion never saw), and run the live trader (ccxt, HMAC auth, ledger) against it in
+    lock-step with the replay clock.
 
     It ends where the paper run ends, to the cent: the emulator replays the paper run's own candles (the
     store, not the bundled files), fills like its SimulatedBroker (`VenueConfig.from_fees`, one fill model
@@ -117,11 +144,14 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
     from market.emulator.server import make_emulator
     from market.emulator.venue import VenueConfig
     from market.instruments import bundled
+    from pipeline.candles import store_candles
+    from pipeline.paths import DataPaths
     from trader.service import connect, open_session, run
 
     params = _params(params_file)
-    candles = _paper_candles(params, settings)
-    first_unseen = _first_unseen(params, settings, candles[params.pairs[0]])
+    candles = store_candles(params, DataPaths(settings.data_dir, settings.home))
+    from_ms = trade_from.value // 1_000_000
+    first_unseen = next(i for i, c in enumerate(candles[params.pairs[0]]) if c.ts >= from_ms)
     emulator = make_emulator(balances={"ZUSD": params.trade.starting_cash}, candles=candles,
                              config=VenueConfig.from_fees(params.fees, warmup_candles=first_unseen),
                              tier=RateTier(max_counter=1e9)).start()
@@ -160,26 +190,3 @@ def live_against_emulator(console: Console, params_file: Path, settings: Setting
                   f"{len(fills)} fills over {steps} candles per pair; equity {equity:,.2f} USD "
                   f"({equity / params.trade.starting_cash - 1:+.2%}); ledger {ledger}")
     return {"equity": equity, "fills": float(len(fills)), "candles": float(steps), "ledger": str(ledger)}
-
-
-def _paper_candles(params: Any, settings: Settings) -> dict[str, list[Any]]:
-    """The candles the paper run replays (the candle store, seeded as paper seeds it)."""
-    from pipeline.candles import ensure_seeded, read_candles
-    from pipeline.paths import DataPaths
-
-    paths = DataPaths(settings.data_dir, settings.home)
-    ensure_seeded(params, paths, list(params.pairs))
-    return read_candles(params, paths, list(params.pairs))
-
-
-def _first_unseen(params: Any, settings: Settings, series: list[Any]) -> int:
-    """Index of the candle the paper run starts trading on: the first at or after train_end + one candle."""
-    import pandas as pd
-
-    from core.timeframe import to_timedelta
-    from models import registry
-
-    registry.configure(settings.tracking_uri)
-    train_end = pd.Timestamp(registry.load_model(params.registry.model_name, "champion").tags["train_end"])
-    first_ms = (train_end + to_timedelta(params.data.timeframe)).value // 1_000_000
-    return next(i for i, c in enumerate(series) if c.ts >= first_ms)

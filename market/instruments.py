@@ -306,14 +306,6 @@ def refresh(client: KrakenClient, path: Path, source: str = "",
     return table
 
 
-def fetched_at(path: Path) -> str:
-    """When the table cached at `path` was fetched (ISO-8601 UTC), or '' when unknown."""
-    try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("fetched_at", ""))
-    except (OSError, ValueError):
-        return ""
-
-
 def refresh_or_cached(client: KrakenClient, cache: Path, source: str = "",
                       now: Callable[[], float] = time.time) -> tuple[InstrumentTable, str]:
     """The live trader's table: fresh from the exchange (written to `cache`), else the last cached one;
@@ -327,7 +319,8 @@ def refresh_or_cached(client: KrakenClient, cache: Path, source: str = "",
             raise InstrumentsUnavailable(
                 f"cannot fetch Kraken's AssetPairs from {source or 'the exchange'} ({err}) and there is no cached "
                 f"instrument table at {cache}; check KRAKENFLOW_KRAKEN_URL and the network, then start again") from None
-        return load(cache), f"cached at {cache}, fetched {fetched_at(cache) or 'at an unknown time'} ({err})"
+        cached = load(cache)
+        return cached, f"cached at {cache}, fetched {cached.fetched_at or 'at an unknown time'} ({err})"
 
 
 def main(argv: list[str] | None = None) -> int:

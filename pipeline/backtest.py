@@ -16,7 +16,7 @@ from market.backfill import parse_utc
 from market.frame import check_candle_frame, to_candles
 from market.history import import_file
 from models import registry
-from pipeline.candles import ensure_seeded, read_candles
+from pipeline.candles import store_candles
 from pipeline.paths import DataPaths
 from trader.backtest import BacktestResult, ReplayConfig, replay
 from trader.model import TradingModel, batch_predict, trading_model
@@ -61,9 +61,13 @@ def _candles(params: Params, paths: DataPaths, pairs: list[str], files: dict[str
         candles = {pair: _read_file(path) for pair, path in files.items()}
         end_ms = None if end is None else end.value // 1_000_000
         return {p: [c for c in seq if end_ms is None or c.ts <= end_ms] for p, seq in candles.items()}
-    chosen = pairs or list(params.pairs)
-    ensure_seeded(params, paths, chosen)
-    return read_candles(params, paths, chosen, end=end)
+    return store_candles(params, paths, pairs, end)
+
+
+def first_unseen(params: Params, *models: registry.LoadedModel) -> pd.Timestamp:
+    """The first candle after every model's training window: where paper, live-vs-emulator and the A/B
+    shadow run start trading, so no model is scored on candles it was trained on."""
+    return max(pd.Timestamp(m.tags["train_end"]) for m in models) + to_timedelta(params.data.timeframe)
 
 
 def run_replay(params: Params, paths: DataPaths, settings: Settings, model_ref: str = "champion",
@@ -73,8 +77,7 @@ def run_replay(params: Params, paths: DataPaths, settings: Settings, model_ref: 
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
     loaded = registry.load_model(params.registry.model_name, model_ref)
     model = trading_model(loaded)
-    step = to_timedelta(params.data.timeframe)
-    first = parse_utc(start) or pd.Timestamp(loaded.tags["train_end"]) + step
+    first = parse_utc(start) or first_unseen(params, loaded)
     last = parse_utc(end, "--to")
     candles = _candles(params, paths, pairs or [], parse_data_specs(data or []), last)
     first_ms = int(first.value // 1_000_000)

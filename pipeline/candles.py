@@ -111,3 +111,11 @@ def read_candles(params: Params, paths: DataPaths, pairs: tuple[str, ...] | list
                  start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> dict[str, list[Candle]]:
     """Engine candles (epoch-ms Candle objects) per pair, from the store."""
     return {pair: to_candles(frame) for pair, frame in read_frames(params, paths, pairs, start, end).items()}
+
+
+def store_candles(params: Params, paths: DataPaths, pairs: tuple[str, ...] | list[str] | None = None,
+                  end: pd.Timestamp | None = None) -> dict[str, list[Candle]]:
+    """What backtest, paper and the emulator replay: the store's candles, seeded first on a fresh clone."""
+    chosen = list(pairs or params.pairs)
+    ensure_seeded(params, paths, chosen)
+    return read_candles(params, paths, chosen, end=end)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import pandas as pd
-
 from core.metrics import period_returns
 from core.params import Params
 from core.settings import Settings
-from core.timeframe import to_timedelta
 from core.types import Candle
 from features.spec import SpecMismatchError
 from models import registry
 from models.promotion import ABResult, ABRules, decide_promotion
+from pipeline.backtest import first_unseen
 from pipeline.candles import read_candles
 from pipeline.paths import DataPaths
 from trader.backtest import BacktestResult, ReplayConfig, replay
@@ -46,12 +44,6 @@ def _shadow(model: TradingModel, loaded: registry.LoadedModel, candles: dict[str
                   batch_predict(loaded.booster))
 
 
-def shadow_start(params: Params, *loaded: registry.LoadedModel) -> pd.Timestamp:
-    """First candle after every model's training window: unseen by both."""
-    step = to_timedelta(params.data.timeframe)
-    return max(pd.Timestamp(m.tags["train_end"]) for m in loaded) + step
-
-
 def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
     """Shadow-run both models, decide, move aliases (champion ← challenger, previous ← old champion)."""
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
@@ -72,7 +64,7 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
     except SpecMismatchError as err:  # the code moved on: the old champion can no longer trade at all
         why = f"champion v{champion_v} cannot run on this feature code ({err}); the challenger replaces it"
         return _apply(name, ABResult("promote", float("nan"), 0.0, 0, 0, why), champion_v, challenger_v, "-")
-    start = shadow_start(params, chall_loaded, champ_loaded)
+    start = first_unseen(params, chall_loaded, champ_loaded)
     start_ms = int(start.value // 1_000_000)
     candles = read_candles(params, paths)  # the store, incl. candles ingested since the last prepare
     champ_run = _shadow(champ, champ_loaded, candles, params, start_ms)

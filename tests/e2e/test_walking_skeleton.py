@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,13 @@ def test_demo_path_end_to_end_on_real_slice(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "data" / "reports" / "metrics.json").read_text())
     assert {"holdout_auc", "holdout_net_return", "baseline_buy_and_hold_net_return"} <= set(metrics)
     assert (tmp_path / "home" / "mlflow.db").exists()
+    # data/reports describes @champion: the rejected (or promoted) challenger trained in its own workspace
+    champion = int(re.search(r"champion: krakenflow v(\d+)", out).group(1))  # type: ignore[union-attr]
+    assert json.loads((tmp_path / "data" / "reports" / "registered.json").read_text())["version"] == champion
+    found = re.findall(r"(paper|live-vs-emulator) P&L: ([+-][\d,.]+) USD", out)
+    pnl = {kind: float(amount.replace(",", "")) for kind, amount in found}
+    assert set(pnl) == {"paper", "live-vs-emulator"} and pnl["paper"] == pnl["live-vs-emulator"], out[-2000:]
+    assert "= paper, to the cent" in out
 
     again = _krakenflow(["flow", "run", "--params", str(params)], tmp_path)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
