@@ -3,11 +3,12 @@ embedded defaults. Every path is absolute once loaded, so no job depends on the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KRAKEN_PUBLIC_URL = "https://api.kraken.com"
 PARAMS_NAME = "params.yaml"
@@ -63,6 +64,16 @@ class Settings(BaseSettings):
     mlflow_registry_uri: str | None = None
     prefect_api_url: str | None = None
     ledger_url: str | None = None
+    alert_urls: Annotated[list[str], NoDecode] = []
+    """Apprise URLs for alerts (KRAKENFLOW_ALERT_URLS, space- or comma-separated; a comma splits only before
+    the next `scheme://`, so `mailto://…?to=a@x.org,b@x.org` stays one URL); none: alerts are only logged."""
+
+    @field_validator("alert_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return [url.strip(",") for url in re.split(r"\s+|,+(?=[A-Za-z][A-Za-z0-9+.-]*://)", value) if url.strip(",")]
 
     @model_validator(mode="before")
     @classmethod
