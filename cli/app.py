@@ -187,10 +187,17 @@ def trade(
              "(audited), e.g. after a human checked a reconciliation halt")] = False,
     status_port: Annotated[int, typer.Option(help="live: serve the dashboard, /status and /metrics on "
                                              "127.0.0.1:PORT (0 = off)")] = 0,
+    log_level: Annotated[str, typer.Option(envvar="KRAKENFLOW_LOG_LEVEL", help="DEBUG, INFO (a line per poll, "
+                                           "order, fill, reconcile, reload), WARNING or ERROR")] = "INFO",
+    log_json: Annotated[bool, typer.Option(envvar="KRAKENFLOW_LOG_JSON", help="log JSON lines instead of "
+                                           "text (for journald/Loki/ELK)")] = False,
+    log_file: Annotated[Path | None, typer.Option(envvar="KRAKENFLOW_LOG_FILE", dir_okay=False,
+                                                  help="also append the log to FILE (rotated at 50 MB)")] = None,
     params_file: ParamsOpt = None,
 ) -> None:
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
     params = load_params_or_exit(params_file)
+    _configure_logs(log_level, log_json, log_file)
     if mode == "live":
         _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port)
         return
@@ -206,6 +213,19 @@ def trade(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     print_trade_report(report)
+
+
+def _configure_logs(level: str, json_lines: bool, file: Path | None) -> None:
+    """Logs to stderr (and `file`), every secret the settings hold redacted."""
+    from core.alerts import settings_secrets
+    from core.logs import configure_logging
+    from core.settings import Settings
+
+    try:
+        configure_logging(level, json_lines, file, settings_secrets(Settings()))
+    except (ValueError, OSError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
 
 
 def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool,
