@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -142,6 +143,33 @@ def log_training_run(
                                                               dst_path=str(Path(tmp) / "stored")))
             mlflow.set_tags(artifact_checksums(stored))
     return run.info.run_id, info.model_uri
+
+
+AB_EXPERIMENT_SUFFIX = "-ab"
+"""A/B decisions are runs of their own experiment (`<experiment>-ab`): one run per decision, never overwritten."""
+
+
+def log_decision_run(*, experiment_id: str, run_name: str, params: Mapping[str, Any],
+                     metrics: Mapping[str, float], tags: Mapping[str, str]) -> str:
+    """One run that records a decision (an A/B): its inputs as params, its numbers as metrics, the outcome as
+    tags. Returns the run id."""
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(dict(params))
+        finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        mlflow.log_metrics(finite)
+        mlflow.set_tags(dict(tags))
+    return str(run.info.run_id)
+
+
+def decision_runs(experiment: str, max_results: int = 1000) -> list[dict[str, Any]]:
+    """The decision runs of `experiment`, newest first, as flat dicts (params, metrics, tags, start time)."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=max_results)
+    return [{"run_id": r.info.run_id, "start_time": r.info.start_time, **r.data.params, **r.data.metrics,
+             **{k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")}} for r in runs]
 
 
 def artifact_checksums(model_dir: Path) -> dict[str, str]:

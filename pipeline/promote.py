@@ -3,7 +3,7 @@ engine (SimulatedBroker, no money at stake); a pure paired test decides; aliases
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from core.metrics import period_returns
 from core.params import Params
@@ -26,10 +26,12 @@ class ABOutcome:
     challenger: int
     champion_after: int | None
     shadow_from: str
+    run_id: str = ""
+    """The MLflow run in `<experiment>-ab` that keeps this decision (the history; version tags hold the last)."""
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self.result), "champion_before": self.champion_before, "challenger": self.challenger,
-                "champion_after": self.champion_after, "shadow_from": self.shadow_from}
+                "champion_after": self.champion_after, "shadow_from": self.shadow_from, "run_id": self.run_id}
 
 
 def ab_rules(params: Params) -> ABRules:
@@ -57,13 +59,14 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
     if champion_v is None or champion_v == challenger_v:
         why = "no champion yet" if champion_v is None else f"v{challenger_v} is already champion"
         result = ABResult("promote" if champion_v is None else "keep", float("nan"), 0.0, 0, 0, why)
-        return _apply(name, result, champion_v, challenger_v, "-")
+        return record(params, settings, _apply(name, result, champion_v, challenger_v, "-"), {})
     champ_loaded = registry.load_model(name, str(champion_v))
     try:
         champ = trading_model(champ_loaded)
     except SpecMismatchError as err:  # the code moved on: the old champion can no longer trade at all
         why = f"champion v{champion_v} cannot run on this feature code ({err}); the challenger replaces it"
-        return _apply(name, ABResult("promote", float("nan"), 0.0, 0, 0, why), champion_v, challenger_v, "-")
+        outcome = _apply(name, ABResult("promote", float("nan"), 0.0, 0, 0, why), champion_v, challenger_v, "-")
+        return record(params, settings, outcome, {})
     start = first_unseen(params, chall_loaded, champ_loaded)
     start_ms = int(start.value // 1_000_000)
     candles = read_candles(params, paths)  # the store, incl. candles ingested since the last prepare
@@ -72,7 +75,44 @@ def run_ab(params: Params, paths: DataPaths, settings: Settings) -> ABOutcome:
     trades = int(chall_run.metrics["n_round_trips"])
     result = decide_promotion(period_returns(champ_run.equity), period_returns(chall_run.equity), trades,
                               ab_rules(params))
-    return _apply(name, result, champion_v, challenger_v, str(start))
+    runs = {"champion": champ_run, "challenger": chall_run}
+    shadow = {f"{who}_{key}": float(run.metrics[key]) for who, run in runs.items()
+              for key in SHADOW_METRICS if key in run.metrics}
+    shadow["candles"] = float(sum(1 for seq in candles.values() for c in seq if c.ts >= start_ms))
+    return record(params, settings, _apply(name, result, champion_v, challenger_v, str(start)), shadow)
+
+
+SHADOW_METRICS = ("net_return", "max_drawdown", "sharpe", "n_round_trips", "n_fills")
+"""What each model's shadow run contributes to the A/B record."""
+
+
+def ab_experiment(params: Params) -> str:
+    return params.registry.experiment + registry.AB_EXPERIMENT_SUFFIX
+
+
+def record(params: Params, settings: Settings, outcome: ABOutcome, shadow: dict[str, float]) -> ABOutcome:
+    """Keep the decision as its own MLflow run (versions, p-value, effect, candles, trades, outcome): the A/B
+    history, which the next A/B never overwrites."""
+    r = outcome.result
+    exp_id = registry.ensure_experiment(ab_experiment(params), settings.artifact_root)
+    run_id = registry.log_decision_run(
+        experiment_id=exp_id, run_name=f"ab-v{outcome.champion_before}-vs-v{outcome.challenger}",
+        params={"champion_version": str(outcome.champion_before), "challenger_version": str(outcome.challenger),
+                "shadow_from": outcome.shadow_from, "alpha": params.promotion.alpha,
+                "min_periods": params.promotion.min_periods, "min_trades": params.promotion.min_holdout_trades,
+                "max_drawdown": params.promotion.max_drawdown, "n_boot": params.promotion.n_boot},
+        metrics={"p_value": r.p_value, "effect_per_period": r.effect, "n_periods": float(r.n_periods),
+                 "challenger_trades": float(r.challenger_trades), **shadow},
+        tags={"decision": r.decision, "reason": r.reason, "model": params.registry.model_name,
+              "champion_after": str(outcome.champion_after)})
+    return replace(outcome, run_id=run_id)
+
+
+def ab_history(params: Params, settings: Settings) -> list[dict[str, object]]:
+    """Every A/B decision of this model, newest first (for the console and `krakenflow ab history`)."""
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    return [run for run in registry.decision_runs(ab_experiment(params))
+            if run.get("model") == params.registry.model_name]
 
 
 def _apply(name: str, result: ABResult, champion_v: int | None, challenger_v: int, start: str) -> ABOutcome:

@@ -97,6 +97,16 @@ def test_promote_keep_insufficient_and_rollback(
     assert kept.result.decision == "keep" and kept.result.effect < 0
     assert _aliases(settings)[0] == default
 
+    # every decision is its own MLflow run: the later A/Bs did not overwrite the promotion's record
+    history = ab.ab_history(_params(), settings)
+    assert [h["decision"] for h in history] == ["keep", "promote", "insufficient_evidence"]
+    assert [h["run_id"] for h in history] == [kept.run_id, promoted["run_id"], insufficient.run_id]
+    record = history[1]
+    assert (record["champion_version"], record["challenger_version"]) == (str(weaker), str(default))
+    assert record["p_value"] == pytest.approx(promoted["p_value"]) and record["champion_after"] == str(default)
+    assert record["candles"] > 0 and record["challenger_n_round_trips"] == promoted["challenger_trades"]
+    assert record["challenger_net_return"] > record["champion_net_return"]
+
 
 def test_champion_from_older_feature_code_is_replaced(world: tuple[DataPaths, Settings, int, int]) -> None:
     """After an upgrade that changes feature code, the old champion cannot trade: promote, with reason."""
