@@ -135,6 +135,26 @@ def promote(params_file: ParamsOpt = None) -> None:
 
 
 @app.command()
+def challenge(
+    version: Annotated[int | None, typer.Option(help="the registered version; default: the one `dvc repro` "
+                                                "registered last (data/reports/registered.json)")] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Nominate a registered version as @challenger for the next A/B (`dvc repro` registers without one)."""
+    from core.settings import Settings
+    from models.registry import ModelArtifactError
+    from pipeline.register import nominate
+
+    params = load_params_or_exit(params_file)
+    try:
+        chosen = nominate(params, _paths(), Settings(), version)
+    except (LookupError, ModelArtifactError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    console.print(f"@challenger → {params.registry.model_name} v{chosen}; `krakenflow promote` runs the A/B")
+
+
+@app.command()
 def rollback(params_file: ParamsOpt = None) -> None:
     """Swap @champion and @previous (undo the last promotion)."""
     from core.settings import Settings

@@ -1,5 +1,7 @@
-"""Job `register`: log the trained model with its lineage to MLflow, register a version, alias it
-@challenger (the A/B decides whether it becomes @champion)."""
+"""Job `register`: log the trained model with its lineage to MLflow and register a version. The retrain flow
+aliases it @challenger (the A/B decides whether it becomes @champion); `dvc repro`/`dvc exp run` register
+without an alias, so an experiment never silently becomes the next A/B's challenger (`krakenflow challenge`
+nominates one by hand)."""
 
 from __future__ import annotations
 
@@ -40,8 +42,10 @@ def _flat_params(params: Params) -> dict[str, Any]:
     return {str(k): json.dumps(v) if isinstance(v, list | dict) else v for k, v in flat.items()}
 
 
-def register(params: Params, paths: DataPaths, settings: Settings) -> int:
-    """Log the trained model with lineage tags to MLflow, register a version, alias it `challenger`."""
+def register(params: Params, paths: DataPaths, settings: Settings, alias: str | None = "challenger",
+             registered_by: str = "retrain") -> int:
+    """Log the trained model with lineage tags to MLflow, register a version, alias it `alias` (None: no
+    alias). `registered_by` (retrain, dvc) is a version tag saying which path made it."""
     from models import registry
 
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
@@ -55,6 +59,7 @@ def register(params: Params, paths: DataPaths, settings: Settings) -> int:
         "optuna_study": str(train_metrics.get("optuna_study", "none (optuna.n_trials = 0)")),
         "optuna_n_trials": str(int(train_metrics.get("optuna_n_trials", 1))),
         "cv": f"purged walk-forward, {params.cv.n_folds} folds, embargo {params.cv.embargo} candles",
+        "registered_by": registered_by,
     }
     exp_id = registry.ensure_experiment(params.registry.experiment, settings.artifact_root)
     metrics.update({k: v for k, v in train_metrics.items() if isinstance(v, int | float)})
@@ -68,8 +73,25 @@ def register(params: Params, paths: DataPaths, settings: Settings) -> int:
         plots=sorted(plots_dir(paths).glob("*.png")),
     )
     version = registry.register(model_uri, params.registry.model_name, run_id, tags)
-    registry.set_alias(params.registry.model_name, "challenger", version)
+    if alias:
+        registry.set_alias(params.registry.model_name, alias, version)
     write_json(registered_file(paths), {"model": params.registry.model_name, "version": version, "run_id": run_id})
+    return version
+
+
+def nominate(params: Params, paths: DataPaths, settings: Settings, version: int | None = None) -> int:
+    """`krakenflow challenge`: alias a registered version @challenger by hand — by default the one this
+    pipeline state registered (data/reports/registered.json, what `dvc repro` just made)."""
+    from models import registry
+
+    if version is None:
+        if not registered_file(paths).is_file():
+            raise LookupError(f"{registered_file(paths)} does not exist: run `dvc repro` (or `krakenflow stage "
+                              "register`) first, or name a version with --version N")
+        version = int(json.loads(registered_file(paths).read_text())["version"])
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    registry.load_model(params.registry.model_name, str(version))  # it exists and its artifacts are sound
+    registry.set_alias(params.registry.model_name, "challenger", version)
     return version
 
 

@@ -23,6 +23,7 @@ STAGES: dict[str, Stage] = {
     "featurize": lambda params, paths, _: featurize(params, paths),
     "train": lambda params, paths, _: train(params, paths),
     "evaluate": lambda params, paths, _: evaluate_model(params, paths),
-    "register": lambda params, paths, settings: register(params, paths, settings),
+    # no alias: a repro or experiment is not the next A/B's challenger until `krakenflow challenge` says so
+    "register": lambda params, paths, settings: register(params, paths, settings, alias=None, registered_by="dvc"),
     "promote": lambda params, paths, settings: run_ab(params, paths, settings).as_dict(),
 }

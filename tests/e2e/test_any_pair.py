@@ -73,9 +73,15 @@ def test_btc_usd_from_a_file_goes_import_train_backtest_paper(tmp_path: Path) ->
     assert "as BTC/USD 1h" in out, out
     assert list((project / "data" / "store" / "kraken" / "BTC-USD" / "1h").glob("*.parquet"))
 
-    for stage in ("prepare", "featurize", "train", "evaluate", "register", "promote"):
+    for stage in ("prepare", "featurize", "train", "evaluate", "register"):
         code, out = _cli(project, "stage", stage)
         assert code == 0, f"stage {stage}:\n{out[-3000:]}"
+    code, out = _cli(project, "stage", "promote")  # what dvc registers is nobody's challenger by itself
+    assert code == 2 and "has no @challenger" in out, out[-3000:]
+    code, out = _cli(project, "challenge")  # by hand: the version the register stage wrote
+    assert code == 0 and "@challenger → krakenflow v1" in out, out[-3000:]
+    code, out = _cli(project, "stage", "promote")
+    assert code == 0, out[-3000:]
     metrics = json.loads((project / "data" / "reports" / "metrics.json").read_text())
     validated = project / "data" / "validated" / "BTC-USD-1h.parquet"
     assert validated.exists() and metrics["holdout_n_fills"] > 0, metrics
