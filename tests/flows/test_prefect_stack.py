@@ -1,0 +1,179 @@
+"""The pinned Prefect stack really works: a real `prefect server start` (API, scheduler, UI) and the CLI.
+
+Guards the pins of prefect / SQLAlchemy / fastapi / starlette / pydantic: SQLAlchemy 2.1 breaks the
+scheduler's bulk insert (no scheduled run is ever created), and a fastapi that rejects the explicit
+nulls in the CLI's filter bodies turns `prefect deployment ls` & co. into HTTP 422.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+PREFECT = str(BIN / "prefect")
+FLOW, DEPLOYMENT = "stack-probe", "every-5s"
+BULK_DML_ERROR = "Can't evaluate bulk DML"
+
+REGISTER = f"""
+import asyncio
+from datetime import timedelta
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.schedules import IntervalSchedule
+
+
+async def main() -> None:
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name({FLOW!r})
+        schedule = DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=5)), active=True)
+        print(await client.create_deployment(flow_id=flow_id, name={DEPLOYMENT!r}, schedules=[schedule]))
+
+
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Stack:
+    url: str  # the API, ending in /api
+    env: dict[str, str]  # for clients of that API
+    log: Path
+    deployment_id: str = ""
+    scheduled: list[dict] = field(default_factory=list)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def scheduled_runs(self, wait_s: float = 30) -> list[dict]:
+        """The deployment's Scheduled flow runs, waiting up to `wait_s` for the scheduler to create some."""
+        deadline = time.monotonic() + wait_s
+        body = {"deployments": {"id": {"any_": [self.deployment_id]}},
+                "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
+        while not self.scheduled and time.monotonic() < deadline:
+            response = httpx.post(f"{self.url}/flow_runs/filter", json=body, timeout=10)
+            response.raise_for_status()
+            self.scheduled = response.json()
+            if not self.scheduled:
+                time.sleep(0.5)
+        return self.scheduled
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="true",
+               COLUMNS="200", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)  # its own session: the server and anything it started
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real `prefect server start` on a free loopback port (SQLite and PREFECT_HOME under tmp), with
+    one deployment on a 5-second interval schedule registered through the Python client."""
+    tmp = tmp_path_factory.mktemp("prefect-stack")
+    home = tmp / "home"
+    port = free_port()
+    server_env = _base_env(home) | {
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp / 'prefect.db'}",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "2",
+    }
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--scheduler",
+             "--no-late-runs", "--analytics-off", "--ui"],
+            env=server_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    stack = Stack(url=url, env=_base_env(home) | {"PREFECT_API_URL": url}, log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"prefect server exited with {server.returncode}:\n{stack.log_text()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"prefect server not healthy within 60 s:\n{stack.log_text()[-4000:]}")
+            time.sleep(0.5)
+        registered = stack.run(sys.executable, "-c", REGISTER)
+        assert registered.returncode == 0, f"registering the deployment failed:\n{registered.stderr[-4000:]}"
+        stack.deployment_id = registered.stdout.strip().splitlines()[-1]
+        yield stack
+    finally:
+        _stop(server)
+
+
+def test_scheduler_creates_scheduled_runs(stack: Stack) -> None:
+    runs = stack.scheduled_runs()
+    log = stack.log_text()
+    assert BULK_DML_ERROR not in log, f"the scheduler fails on every loop:\n{log[-4000:]}"
+    assert runs, f"no Scheduled flow run for an every-5-s deployment within 30 s; server log:\n{log[-4000:]}"
+    assert all(run["deployment_id"] == stack.deployment_id for run in runs)
+    assert all(run["state"]["type"] == "SCHEDULED" for run in runs)
+
+
+@pytest.mark.parametrize("command", ["deployment", "flow-run", "artifact", "work-pool"])
+def test_cli_list_commands_answer(stack: Stack, command: str) -> None:
+    if command == "flow-run":
+        stack.scheduled_runs()  # something to list (the scheduler test says whether it came)
+    result = stack.run(PREFECT, command, "ls")
+    output = result.stdout + result.stderr
+    assert "Unprocessable" not in output, f"`prefect {command} ls` got HTTP 422:\n{output[-4000:]}"
+    assert result.returncode == 0, f"`prefect {command} ls` exited {result.returncode}:\n{output[-4000:]}"
+    if command == "deployment":
+        assert f"{FLOW}/{DEPLOYMENT}" in result.stdout, result.stdout
+    if command == "flow-run" and stack.scheduled:
+        assert FLOW in result.stdout and "SCHEDULED" in result.stdout, result.stdout
+
+
+def test_ui_serves_html(stack: Stack) -> None:
+    base = stack.url.removesuffix("/api")
+    page = httpx.get(f"{base}/", headers={"Accept": "text/html"}, timeout=10, follow_redirects=True)
+    assert page.status_code == 200, page.text[:500]
+    assert "text/html" in page.headers.get("content-type", ""), page.headers
+    assert "<html" in page.text.lower(), page.text[:500]
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', page.text)
+    assert scripts, page.text[:1000]
+    bundle = httpx.get(str(page.url.join(scripts[0])), timeout=10)  # the app's JavaScript is served too
+    assert bundle.status_code == 200 and bundle.content, scripts[0]
+    settings = httpx.get(f"{base}/ui-settings", timeout=10)
+    assert settings.status_code == 200 and "api_url" in settings.json(), settings.text[:500]
