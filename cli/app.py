@@ -155,6 +155,36 @@ def challenge(
 
 
 @app.command()
+def resume(
+    reason: Annotated[str, typer.Option(help="why trading may go on (kept in the ledger's audit)")],
+    who: Annotated[str, typer.Option(envvar="USER", help="who resumes (audit); default: $USER")] = "",
+) -> None:
+    """Clear a kill-switch or daily-loss halt of a stopped trader (its ledger; the equity peak restarts)."""
+    from core.settings import Settings
+    from trader.ledger import Ledger, LedgerError, LedgerLocked, resume_trading, safe_url
+
+    settings = Settings()
+    try:
+        ledger = Ledger(settings.ledger_uri, exclusive=True)
+    except LedgerLocked:
+        console.print(f"[red]error:[/red] a trader is running on {safe_url(settings.ledger_uri)}: stop it first "
+                      "(a running trader keeps its halt), then resume")
+        raise typer.Exit(2) from None
+    except LedgerError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    try:
+        cleared = resume_trading(ledger, who or "unknown", reason)
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    finally:
+        ledger.close()
+    console.print(f"resumed: cleared “{cleared}”; the next start trades again" if cleared
+                  else "not halted: nothing changed")
+
+
+@app.command()
 def rollback(params_file: ParamsOpt = None) -> None:
     """Swap @champion and @previous (undo the last promotion)."""
     from core.settings import Settings
@@ -248,8 +278,22 @@ def _configure_logs(level: str, json_lines: bool, file: Path | None) -> None:
         raise typer.Exit(2) from None
 
 
+def _halt_alert(alerter: Any, settings: Any) -> Any:
+    """The live trader's loss-limit halt as a critical alert (the ledger already holds the halt)."""
+    from core.alerts import Alert
+    from trader.ledger import safe_url
+
+    def send(reason: str) -> None:
+        kind = "kill_switch" if reason.startswith("kill switch") else "halt"
+        alerter.send(Alert(kind, "critical", f"krakenflow trader halted: {reason}",
+                           f"Every position is being sold and no new orders are placed (ledger "
+                           f"{safe_url(settings.ledger_uri)}). After a look: `krakenflow resume --reason ...`."))
+    return send
+
+
 def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool,
                 status_port: int) -> None:
+    from core.alerts import alerter_from_settings
     from core.settings import Settings
     from market.errors import ExchangeError
     from market.instruments import InstrumentsUnavailable
@@ -257,9 +301,10 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
     from trader.service import StatusPortError, UnsafeKeyError, connect, open_session, run, serve_status
 
     settings = Settings()
+    alerter = alerter_from_settings(settings)
     try:
         client = connect(settings)
-        session = open_session(params, settings, client, model)
+        session = open_session(params, settings, client, model, on_halt=_halt_alert(alerter, settings))
     except (ValueError, LookupError, UnsafeKeyError, ExchangeError, InstrumentsUnavailable, LedgerError,
             LedgerLocked) as err:
         console.print(f"[red]error:[/red] {err}")

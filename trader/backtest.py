@@ -35,6 +35,14 @@ class BacktestResult:
     decisions: list[Decision]
     fees_paid: float
     metrics: dict[str, float] = field(default_factory=dict)
+    """Floats only (logged to MLflow as metrics); `kill_switch_trips` counts the loss-limit halts."""
+    kill_switch_tripped_at: int | None = None
+    """When a loss limit first halted the run and flattened it (epoch ms: the close of the candle whose mark
+    breached; None = never). After the drawdown kill switch nothing is bought again (no human resumes a
+    backtest); after the daily loss limit, nothing for the rest of that UTC day."""
+    kill_switch_reason: str = ""
+    risk_halts: tuple[tuple[int, str], ...] = ()
+    """(epoch ms, reason) of every loss-limit halt, in time order."""
 
 
 def merge_by_time(candles: Mapping[str, Sequence[Candle]]) -> Iterator[tuple[str, int, Candle]]:
@@ -126,7 +134,8 @@ def run_backtest(
 ) -> BacktestResult:
     """Replay candles through the engine. With `scores` (from `batch_scores`) the features and model
     run vectorised over the whole history; without, the engine computes them online candle by candle
-    as it does when trading. Both feed the same decision code (`Engine._act`)."""
+    as it does when trading. Both feed the same decision code (`Engine._act`), loss limits included: with
+    `risk` the kill switch and the daily loss limit flatten and halt the run as they would live."""
     broker = SimulatedBroker(cash=trade.starting_cash, model=fill_model(fees))
     strategy = ThresholdStrategy(trade.enter_threshold, trade.exit_threshold, trade.position_fraction)
     candle_ms = candle_ms or round(365 * 86_400_000 / periods_per_year)
@@ -145,7 +154,10 @@ def run_backtest(
             eq_ts.append(candle.ts)
     if len(eq) < len(eq_ts):
         eq.append(engine.equity())
-    result = BacktestResult(eq_ts, eq, broker.fills, engine.decisions, broker.fees_paid)
+    halts = tuple(engine.risk_halts)
+    result = BacktestResult(eq_ts, eq, broker.fills, engine.decisions, broker.fees_paid,
+                            kill_switch_tripped_at=halts[0][0] if halts else None,
+                            kill_switch_reason=halts[0][1] if halts else "", risk_halts=halts)
     result.metrics.update(summarize(result, periods_per_year))
     return result
 
@@ -159,4 +171,5 @@ def summarize(result: BacktestResult, periods_per_year: float) -> dict[str, floa
         "n_round_trips": float(sum(1 for f in result.fills if f.side.value == "sell")),
         "fees_paid": result.fees_paid,
         "final_equity": result.equity[-1] if result.equity else 0.0,
+        "kill_switch_trips": float(len(result.risk_halts)),
     }

@@ -22,7 +22,8 @@ from sqlalchemy import Engine, case, create_engine, event, func, insert, make_ur
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from core.types import Fill, OrderIntent, Side
-from trader.ledger_schema import adjustments, audit, balances, counters, decisions, fills, intents
+from trader.ledger_schema import adjustments, audit, balances, counters, decisions, fills, intents, risk_state
+from trader.risk import RiskState
 
 if TYPE_CHECKING:
     from trader.engine import Decision
@@ -123,6 +124,7 @@ class Ledger:
     def __init__(self, url: str, exclusive: bool = False) -> None:
         """`exclusive`: this process is THE trader on this ledger (a second one is refused, LedgerLocked)."""
         self.engine = make_engine(url)
+        self.exclusive = exclusive
         self._lock: Any = None
         if exclusive:
             self._lock = _take_lock(self.engine)
@@ -282,6 +284,25 @@ class Ledger:
         with self.engine.connect() as conn:
             return [(r.kind, json.loads(r.detail)) for r in conn.execute(query)]
 
+    def risk_state(self) -> RiskState:
+        """What the risk limits remembered (a ledger that never traded: nothing seen, not halted)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(risk_state).where(risk_state.c.id == 1)).mappings().first()
+        if row is None:
+            return RiskState()
+        return RiskState(row["peak_equity"], row["day"], row["day_start_equity"], row["halted"], row["halted_at_ms"],
+                         row["halted_until_ms"])
+
+    def save_risk_state(self, state: RiskState, audit_row: tuple[str, dict[str, Any]] | None = None) -> None:
+        """The engine's risk state when the equity peak or the day moves, or a loss-limit halt is set (audit
+        `kill_switch` / `daily_loss_halt` with equity, peak and reason — committed before any flatten order
+        is sent) or lifted (`risk_halt_lifted`): state and audit row in one transaction."""
+        with self.engine.begin() as conn:
+            _put_risk_state(conn, state)
+            if audit_row is not None:
+                kind, detail = audit_row
+                conn.execute(insert(audit).values(at=_now(), kind=kind, detail=json.dumps(detail, default=str)))
+
     def next_counter(self, name: str, at_least: int) -> int:
         """A strictly increasing number that survives restarts (e.g. the API nonce): max(stored+1, at_least)."""
         with self.engine.begin() as conn:
@@ -299,6 +320,42 @@ class Ledger:
             self._lock.release()
             self._lock = None
         self.engine.dispose()
+
+
+def resume_trading(ledger: Ledger, who: str, reason: str) -> str:
+    """Clear a loss-limit halt (kill switch or daily loss) after a human looked; the only way trading
+    resumes: a restart reloads the halt. Returns the halt cleared ('' if trading was not halted: nothing
+    is changed then).
+
+    The equity peak and the day's start equity are reset too (stored as "not seen yet"), so the trader's
+    first equity mark after it starts becomes both: kept, the old peak would trip the kill switch again
+    at once, the day the trip happened is already past the daily loss limit. An audit row
+    `trading_resumed` names who, why, the halt cleared and the peak dropped, in the same transaction.
+
+    `ledger` must be opened with `exclusive=True` (refused with LedgerLocked while a trader runs on it):
+    a running trader keeps its halt in memory and would never see the resume."""
+    if not ledger.exclusive:
+        raise ValueError("resume_trading needs the ledger opened with exclusive=True (stop the trader first: "
+                         "a running trader would keep its halt)")
+    if not who.strip() or not reason.strip():
+        raise ValueError("resume_trading needs who resumes and why (both non-empty), for the audit trail")
+    before = ledger.risk_state()
+    if not before.halted:
+        return ""
+    with ledger.engine.begin() as conn:
+        _put_risk_state(conn, RiskState())
+        conn.execute(insert(audit).values(at=_now(), kind="trading_resumed", detail=json.dumps({
+            "who": who, "reason": reason, "halt_cleared": before.halted, "halted_at_ms": before.halted_at_ms,
+            "peak_equity_dropped": before.peak_equity})))
+    return before.halted
+
+
+def _put_risk_state(conn: Any, state: RiskState) -> None:
+    values = {"peak_equity": state.peak_equity, "day": state.day, "day_start_equity": state.day_start_equity,
+              "halted": state.halted, "halted_at_ms": state.halted_at_ms, "halted_until_ms": state.halted_until_ms,
+              "updated_at": _now()}
+    if conn.execute(update(risk_state).where(risk_state.c.id == 1).values(**values)).rowcount == 0:
+        conn.execute(insert(risk_state).values(id=1, **values))
 
 
 class _PostgresLease:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -87,3 +88,18 @@ adjustments = Table(
     Column("reason", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+risk_state = Table(
+    "risk_state", metadata,
+    Column("id", Integer, primary_key=True),  # always 1: one trader per ledger, one state
+    Column("peak_equity", Float, nullable=False),
+    Column("day", BigInteger, nullable=False),
+    Column("day_start_equity", Float, nullable=False),
+    Column("halted", Text, nullable=False, server_default=text("''")),
+    Column("halted_at_ms", BigInteger),
+    Column("halted_until_ms", BigInteger),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""What the risk limits remember across restarts (trader.risk.RiskState): the equity peak (USD), the UTC
+day number and its start equity (USD), and a loss-limit halt: its reason ('' = none), when it was set and
+when it lifts by itself (epoch ms; NULL = only `resume_trading` lifts it)."""

@@ -82,20 +82,23 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
 
 
 def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
-                 clock: Callable[[], float] = time.monotonic) -> LiveSession:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_halt: Callable[[str], None] | None = None) -> LiveSession:
     """Take the ledger (one trader per ledger), refuse withdraw-capable keys, load the model (spec-hash
     checked), wire broker + ledger + engine. Nonces come from the ledger's durable counter before the
-    first private call."""
+    first private call. The engine starts from the ledger's risk state (equity peak, day, a loss-limit
+    halt: a restart stays halted until `trader.ledger.resume_trading`); `on_halt` hears of a new one."""
     ledger = Ledger(settings.ledger_uri, exclusive=True)
     try:
-        return _wire_session(params, settings, client, model_ref, clock, ledger)
+        return _wire_session(params, settings, client, model_ref, clock, ledger, on_halt)
     except BaseException:
         ledger.close()
         raise
 
 
 def _wire_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str,
-                  clock: Callable[[], float], ledger: Ledger) -> LiveSession:
+                  clock: Callable[[], float], ledger: Ledger,
+                  on_halt: Callable[[str], None] | None = None) -> LiveSession:
     nonce_name = f"kraken_nonce:{client.key_id()}"
     client.use_nonce(lambda floor: ledger.next_counter(nonce_name, at_least=floor))
     try:
@@ -115,12 +118,29 @@ def _wire_session(params: Params, settings: Settings, client: KrakenClient, mode
     candle_ms = to_ms(params.data.timeframe)
     engine = Engine(model.spec, model.score, strategy, broker, risk=params.risk, candle_ms=candle_ms,
                     id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
-                    model_version=model.version)
+                    model_version=model.version, on_halt=_halt_notice(on_halt), risk_memory=ledger)
+    engine.restore_risk(ledger.risk_state())
     loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
-    ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url})
+    ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url,
+                                   "halted": engine.risk_halt})
+    if engine.risk_halt:
+        log.error("still halted: %s (krakenflow resume clears it)", engine.risk_halt)
     # a pinned version (`--model 12`) is never swapped; an alias is followed
     watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
     return LiveSession(loop, broker, model.name, live, table, watcher)
+
+
+def _halt_notice(then: Callable[[str], None] | None) -> Callable[[str], None]:
+    """What the engine calls when a loss limit halts it: log, then `then` (e.g. an alert), whose failure
+    must not stop the trading loop (the halt and its flatten orders are already in the ledger)."""
+    def notice(reason: str) -> None:
+        log.error("halted: %s; flattening every position", reason)
+        if then is not None:
+            try:
+                then(reason)
+            except Exception:
+                log.exception("the on_halt callback failed (the halt stands)")
+    return notice
 
 
 def _instrument_table(params: Params, settings: Settings, client: KrakenClient,

@@ -54,8 +54,9 @@ def test_tracker_resets_day_and_forgets_old_orders() -> None:
 
 
 def test_engine_stops_buying_after_the_kill_switch(xrp_1h: pd.DataFrame) -> None:
-    """Real candles, a scorer that always wants to be long, a kill switch at 1 % drawdown:
-    after the first losing stretch the engine must refuse every new buy and say why."""
+    """Real candles, a scorer that alternates long and flat, a kill switch at 1 % drawdown: after the
+    first losing stretch the engine halts with the reason and never buys again (it no longer waits to
+    refuse a buy: the halt comes first, see test_kill_switch.py for the flatten)."""
     spec = build_spec([1], [3], 3, 3, 3)
     limits = LIMITS.model_copy(update={"max_drawdown": 0.01, "daily_loss_limit": 1.0})
     broker = SimulatedBroker(10_000.0, FillModel(0.004, 0))
@@ -63,7 +64,8 @@ def test_engine_stops_buying_after_the_kill_switch(xrp_1h: pd.DataFrame) -> None
     engine = Engine(spec, lambda _: next(scores), ThresholdStrategy(0.6, 0.4, 0.45), broker, risk=limits)
     for r in xrp_1h.iloc[:2000].itertuples(index=False):
         engine.on_candle("XRP/USD", Candle(int(r.date.value // 1_000_000), r.open, r.high, r.low, r.close, r.volume))
-    blocked = [d for d in engine.decisions if d.action == "blocked"]
-    assert blocked and all("kill switch" in d.reason for d in blocked)
-    first_block = engine.decisions.index(blocked[0])
-    assert not any(d.action == "buy" for d in engine.decisions[first_block:])
+    halted = [d for d in engine.decisions if d.reason.startswith("halted: kill switch")]
+    assert halted and engine.halted.startswith("kill switch: drawdown")
+    first_halt = engine.decisions.index(halted[0])
+    assert not any(d.action == "buy" for d in engine.decisions[first_halt:])
+    assert not any(d.action == "blocked" for d in engine.decisions)
