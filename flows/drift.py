@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from core.params import load_params
 from core.settings import Settings
+from flows.alerts import HOOKS
 from flows.pipeline import ab_promote_flow, retrain_flow
 from flows.project import data_paths, locate
 from pipeline.drift import check_drift
@@ -20,7 +21,7 @@ def drift_task(params_file: str, data_dir: str, home: str) -> dict[str, Any]:
     return asdict(check_drift(load_params(params_file), data_paths(data_dir, home), Settings()))
 
 
-@flow(name="krakenflow-drift", log_prints=True)
+@flow(name="krakenflow-drift", log_prints=True, **HOOKS)
 def drift_flow(params_file: str | None = None, data_dir: str | None = None, retrain_on_drift: bool = True,
                retrain_params_file: str | None = None, home: str | None = None) -> dict[str, Any]:
     params_file, data_dir, home = locate(params_file, data_dir, home)

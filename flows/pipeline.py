@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from core.params import load_params
 from core.settings import Settings
+from flows.alerts import HOOKS
 from flows.project import data_paths, locate
 from pipeline import evaluate, featurize, prepare, promote, register, train
 
@@ -62,7 +63,7 @@ def _pipeline_markdown(prepared: list[dict[str, Any]], metrics: dict[str, float]
     )
 
 
-@flow(name="krakenflow-validate", log_prints=True)
+@flow(name="krakenflow-validate", log_prints=True, **HOOKS)
 def validate_flow(params_file: str | None = None, data_dir: str | None = None,
                   home: str | None = None) -> list[dict[str, Any]]:
     """Import every pair's candles through the quality gate (failing batches are quarantined)."""
@@ -72,7 +73,7 @@ def validate_flow(params_file: str | None = None, data_dir: str | None = None,
     return prepared
 
 
-@flow(name="krakenflow-retrain", log_prints=True, flow_run_name="retrain-{data_dir}")
+@flow(name="krakenflow-retrain", log_prints=True, **HOOKS, flow_run_name="retrain-{data_dir}")
 def retrain_flow(params_file: str | None = None, data_dir: str | None = None,
                  home: str | None = None) -> dict[str, Any]:
     project = locate(params_file, data_dir, home)
@@ -85,7 +86,7 @@ def retrain_flow(params_file: str | None = None, data_dir: str | None = None,
     return {"prepared": prepared, "train": train_metrics, "metrics": metrics, "version": version}
 
 
-@flow(name="krakenflow-ab-promote", log_prints=True)
+@flow(name="krakenflow-ab-promote", log_prints=True, **HOOKS)
 def ab_promote_flow(params_file: str | None = None, data_dir: str | None = None,
                     home: str | None = None) -> dict[str, Any]:
     outcome = ab_task(*locate(params_file, data_dir, home))
@@ -97,7 +98,7 @@ def ab_promote_flow(params_file: str | None = None, data_dir: str | None = None,
     return outcome
 
 
-@flow(name="krakenflow-pipeline", log_prints=True)
+@flow(name="krakenflow-pipeline", log_prints=True, **HOOKS)
 def pipeline_flow(params_file: str | None = None, data_dir: str | None = None,
                   home: str | None = None) -> dict[str, Any]:
     project = locate(params_file, data_dir, home)

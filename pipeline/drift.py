@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.alerts import Alert, alerter_from_settings
 from core.params import Params
 from core.settings import Settings
 from models import registry
@@ -44,4 +45,8 @@ def check_drift(params: Params, paths: DataPaths, settings: Settings) -> DriftDe
     registry.tag_version(params.registry.model_name, loaded.version,
                          {"drift_verdict": "drift" if decision.drifted else "no_drift",
                           "drift_share": f"{decision.share:.3f}"})
+    if decision.drifted:
+        alerter_from_settings(settings).send(Alert(
+            "drift", "warning", f"drift on {params.registry.model_name} v{loaded.version}",
+            f"{decision.reason} (report {html})"))
     return decision

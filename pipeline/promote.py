@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from core.alerts import Alert, alerter_from_settings
 from core.metrics import period_returns
 from core.params import Params
 from core.settings import Settings
@@ -105,7 +106,21 @@ def record(params: Params, settings: Settings, outcome: ABOutcome, shadow: dict[
                  "challenger_trades": float(r.challenger_trades), **shadow},
         tags={"decision": r.decision, "reason": r.reason, "model": params.registry.model_name,
               "champion_after": str(outcome.champion_after)})
+    announce(settings, outcome, params.registry.model_name)
     return replace(outcome, run_id=run_id)
+
+
+def announce(settings: Settings, outcome: ABOutcome, name: str) -> None:
+    """Tell a person: a promotion moved @champion (the trader swaps between candles), or the A/B refused."""
+    r = outcome.result
+    numbers = f"p={r.p_value:.3g}, effect {r.effect:+.3g}/period over {r.n_periods} periods; {r.reason}"
+    if r.decision == "promote":
+        alert = Alert("model_promoted", "info", f"{name} v{outcome.challenger} promoted to @champion",
+                      f"was v{outcome.champion_before}; {numbers}")
+    else:
+        alert = Alert("model_refused", "info", f"{name} v{outcome.challenger} not promoted ({r.decision})",
+                      f"@champion stays v{outcome.champion_before}; {numbers}")
+    alerter_from_settings(settings).send(alert)
 
 
 def ab_history(params: Params, settings: Settings) -> list[dict[str, object]]:
@@ -142,4 +157,7 @@ def rollback(params: Params, settings: Settings) -> tuple[int, int]:
     registry.set_alias(name, "champion", previous_v)
     registry.set_alias(name, "previous", champion_v)
     registry.tag_version(name, previous_v, {"rolled_back_from": str(champion_v)})
+    alerter_from_settings(settings).send(Alert(
+        "model_rolled_back", "warning", f"{name} rolled back: @champion v{champion_v} → v{previous_v}",
+        "a running trader swaps to the restored champion between two candles"))
     return previous_v, champion_v

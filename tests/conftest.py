@@ -56,7 +56,15 @@ def krakenflow_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-from tests_support import EMULATOR_KEY, EMULATOR_SECRET  # noqa: E402
+from tests_support import EMULATOR_KEY, EMULATOR_SECRET, AlertReceiver  # noqa: E402
+
+
+@pytest.fixture
+def alert_receiver(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A local HTTP receiver for alerts, set as KRAKENFLOW_ALERT_URLS for this test."""
+    with AlertReceiver() as receiver:
+        monkeypatch.setenv("KRAKENFLOW_ALERT_URLS", receiver.url)
+        yield receiver
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ real "promote" and a real "keep"."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -61,13 +62,14 @@ def _write(params: Params, where: Path) -> Path:
 
 
 def test_promote_keep_insufficient_and_rollback(
-    world: tuple[DataPaths, Settings, int, int], monkeypatch: pytest.MonkeyPatch
+    world: tuple[DataPaths, Settings, int, int], monkeypatch: pytest.MonkeyPatch, alert_receiver: Any
 ) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.pipeline import ab_promote_flow
 
     paths, settings, weaker, default = world
+    settings = settings.model_copy(update={"alert_urls": [alert_receiver.url]})
     registry.configure(settings.tracking_uri)
     registry.set_alias("krakenflow", "champion", weaker)
     registry.set_alias("krakenflow", "challenger", default)
@@ -90,6 +92,12 @@ def test_promote_keep_insufficient_and_rollback(
 
     assert ab.rollback(_params(), settings) == (weaker, default)
     assert _aliases(settings)[:2] == (weaker, default)
+    assert "not promoted (insufficient_evidence)" in alert_receiver.wait_for(f"krakenflow v{default} not")["title"]
+    promoted_alert = alert_receiver.wait_for("promoted to @champion")
+    assert promoted_alert["title"] == f"krakenflow v{default} promoted to @champion"
+    assert f"was v{weaker}" in promoted_alert["message"]
+    assert alert_receiver.wait_for("rolled back")["title"] == (
+        f"krakenflow rolled back: @champion v{default} → v{weaker}")
 
     registry.set_alias("krakenflow", "champion", default)
     registry.set_alias("krakenflow", "challenger", weaker)
