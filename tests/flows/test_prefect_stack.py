@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,3 +178,47 @@ def test_ui_serves_html(stack: Stack) -> None:
     assert bundle.status_code == 200 and bundle.content, scripts[0]
     settings = httpx.get(f"{base}/ui-settings", timeout=10)
     assert settings.status_code == 200 and "api_url" in settings.json(), settings.text[:500]
+
+
+def test_watch_alerts_when_no_worker_pulls_and_when_a_run_is_stuck(stack: Stack, alert_receiver: Any) -> None:
+    """`krakenflow watch` on a real server with nobody serving the deployment: its scheduled runs wait, which
+    is a worker problem; a run forced into Running past the limit is stuck. Both reach the receiver."""
+    import asyncio
+
+    from prefect.client.orchestration import PrefectClient
+    from prefect.states import Running
+
+    from core.alerts import Alerter
+    from flows.health import HealthLimits, Watch
+
+    async def start_a_run() -> str:
+        async with PrefectClient(stack.url) as client:
+            run = await client.create_flow_run_from_deployment(stack.deployment_id)
+            await client.set_flow_run_state(run.id, Running(), force=True)
+            return run.name
+
+    stuck = asyncio.run(start_a_run())
+    watch = Watch(stack.url, Alerter([alert_receiver.url]), HealthLimits(late_after_s=3, stuck_after_s=2))
+    deadline, found = time.monotonic() + 30, {}
+    while time.monotonic() < deadline and not {f"worker:{DEPLOYMENT}", f"stuck:{stuck}"} <= set(found):
+        time.sleep(1)
+        found = watch.check(time.time())
+    assert f"worker:{DEPLOYMENT}" in found and f"stuck:{stuck}" in found, found
+    assert "no worker is pulling" in alert_receiver.wait_for("worker problem")["message"]
+    assert stuck in alert_receiver.wait_for("stuck problem")["message"]
+    assert watch.registry.get_sample_value("krakenflow_stack_healthy") == 0
+    assert watch.registry.get_sample_value("krakenflow_stack_problems", {"kind": "stuck"}) >= 1
+    assert watch.registry.get_sample_value("krakenflow_prefect_server_up") == 1
+
+
+def test_watch_alerts_when_the_server_is_down(alert_receiver: Any) -> None:
+    from core.alerts import Alerter
+    from flows.health import Watch
+
+    watch = Watch(f"http://127.0.0.1:{free_port()}/api", Alerter([alert_receiver.url]))
+    found = watch.check(time.time())
+    assert list(found) == ["server"] and "does not answer" in found["server"]
+    alert = alert_receiver.wait_for("server problem")
+    assert alert["type"] == "failure" and "krakenflow server" in alert["message"]
+    assert watch.registry.get_sample_value("krakenflow_prefect_server_up") == 0
+    assert watch.check(time.time()) == found and len(alert_receiver.bodies) == 1  # alerted once, not per probe
