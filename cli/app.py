@@ -412,11 +412,38 @@ def emulator(
 
 @app.command()
 def serve(params_file: ParamsOpt = None) -> None:
-    """Serve the scheduled deployments (weekly retrain, daily A/B promotion, manual pipeline)."""
+    """The worker: register the deployments, on their params.yaml `schedules:`, on the Prefect server at
+    PREFECT_API_URL (or KRAKENFLOW_PREFECT_API_URL) and run their scheduled runs until Ctrl-C."""
     params_path = _params_path(params_file)
-    from flows.serve import serve_all
+    from flows.serve import NoPrefectServer, serve_all
 
-    serve_all(params_file=params_path, data_dir=str(_paths().root))
+    try:
+        serve_all(params_file=params_path, data_dir=str(_paths().root))
+    except NoPrefectServer as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="the API and UI port")] = 4200,
+    host: Annotated[str, typer.Option(help="the address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+) -> None:
+    """The project's persistent Prefect server (API, scheduler, UI): `prefect server start` with PREFECT_HOME in
+    the state folder (SQLite there) and analytics off. `krakenflow serve` is the worker that runs its runs."""
+    from core.settings import Settings
+
+    use_project(None)
+    prefect_home = Path(os.environ.get("PREFECT_HOME") or Settings().prefect_home)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    own_db = any(os.environ.get(f"PREFECT_{kind}_DATABASE_CONNECTION_URL") for kind in ("API", "SERVER"))
+    database = "the one PREFECT_API_DATABASE_CONNECTION_URL names" if own_db else f"SQLite {prefect_home}/prefect.db"
+    console.print(f"Prefect UI: http://{shown}:{port}  (PREFECT_HOME {prefect_home}, database: {database})\n"
+                  f"Workers, in another shell:  export PREFECT_API_URL=http://{shown}:{port}/api; krakenflow serve",
+                  highlight=False, soft_wrap=True)
+    from flows.serve import exec_server
+
+    exec_server(prefect_home, host, port)
 
 
 @app.command()

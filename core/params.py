@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -197,6 +199,127 @@ class IngestParams(_Frozen):
     store_every_candles: Candles = 5000  # backfill: validate + store this many candles at once
 
 
+INTERVAL = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()), ("month", 1, 12, MONTHS),
+    ("day of week", 0, 7, WEEKDAYS))  # name, lowest, highest, names allowed instead of numbers (0 and 7 are Sunday)
+CRON_EXTRAS = (None, None, re.compile(r"^L$"), None, re.compile(r"^(L[0-7]|[0-7]#[1-5])$"))
+"""Prefect's croniter also takes `L` (last day of the month) and, for the day of week, `L5` (the last Friday)
+and `6#3` (the third Saturday)."""
+SCHEDULE_FORMS = ("neither a cron expression (5 fields, UTC: minute hour day-of-month month day-of-week, "
+                  "e.g. '0 3 * * 1') nor an interval like 30s/5m/1h/7d; null = manual runs only")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When Prefect's scheduler creates a deployment's runs: a cron expression (UTC) or a fixed interval;
+    neither means manual runs only (the UI, `prefect deployment run`)."""
+
+    cron: str | None = None
+    interval: timedelta | None = None
+
+    def __str__(self) -> str:
+        if self.cron:
+            return f"cron {self.cron} UTC"
+        if self.interval:
+            return f"every {self.interval.total_seconds():g} s"
+        return "manual runs only"
+
+
+def _cron_value(token: str, field: int) -> None:
+    name, low, high, names = CRON_FIELDS[field]
+    if token.lower() in names:
+        return
+    if not token.isdigit() or not low <= int(token) <= high:
+        raise ValueError(f"{name} {token!r} is not {low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else ""))
+
+
+def _check_cron_field(text: str, field: int) -> None:
+    """One field: a comma list of `*`, N, N-M (names allowed for months and weekdays), each with an optional /step."""
+    extra = CRON_EXTRAS[field]
+    for item in text.split(","):
+        if extra is not None and extra.match(item):
+            continue
+        base, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and int(step) >= 1):
+            raise ValueError(f"{CRON_FIELDS[field][0]} step {step!r} must be a whole number ≥ 1")
+        if base == "*" or (base == "?" and extra is not None):
+            continue
+        for bound in base.split("-", 1):
+            _cron_value(bound, field)
+
+
+def parse_schedule(text: str) -> Schedule:
+    """'0 3 * * 1' → a cron schedule; '30s', '5m', '1h', '7d' → an interval. Raises ValueError saying which."""
+    text = " ".join(text.split())
+    interval = INTERVAL.match(text)
+    if interval:
+        return Schedule(interval=timedelta(seconds=int(interval[1]) * SECONDS_PER_UNIT[interval[2]]))
+    fields = text.split(" ")
+    if text.lower() in CRON_MACROS:
+        return Schedule(cron=text)
+    if len(fields) != len(CRON_FIELDS):
+        raise ValueError(f"is {text!r}: {SCHEDULE_FORMS}")
+    try:
+        for index, field in enumerate(fields):
+            _check_cron_field(field, index)
+    except ValueError as err:
+        raise ValueError(f"is {text!r}: not a valid cron expression: {err}") from None
+    return Schedule(cron=text)
+
+
+class SchedulesParams(_Frozen):
+    """Deployment → when Prefect's scheduler creates its runs (`krakenflow serve`): a cron expression (UTC), an
+    interval ('30s', '5m', '1h', '7d') or null (manual runs only). The names are the deployments' in Prefect."""
+
+    ingest_5m: str | None = Field(default="*/5 * * * *", alias="ingest-5m")
+    ingest_1h: str | None = Field(default="2 * * * *", alias="ingest-1h")
+    validate_hourly: str | None = Field(default="5 * * * *", alias="validate-hourly")
+    drift_hourly: str | None = Field(default="15 * * * *", alias="drift-hourly")
+    retrain_weekly: str | None = Field(default="0 3 * * 1", alias="retrain-weekly")
+    ab_promote_daily: str | None = Field(default="30 4 * * *", alias="ab-promote-daily")
+    pipeline_manual: str | None = Field(default=None, alias="pipeline-manual")
+
+    @classmethod
+    def deployments(cls) -> tuple[str, ...]:
+        return tuple(str(field.alias) for field in cls.model_fields.values())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_deployments(cls, raw: Any) -> Any:
+        unknown = [key for key in raw if key not in cls.deployments()] if isinstance(raw, dict) else []
+        if unknown:
+            raise ValueError(f"names an unknown deployment {', '.join(map(repr, unknown))}: the deployments are "
+                             f"{', '.join(cls.deployments())}")
+        return raw
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Replaces the base's check: a schedule is text or null, and YAML's off/no are booleans, not null."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"is {value} (YAML reads on/off/yes/no as booleans): write null for manual runs only, "
+                             "or a cron expression or interval in quotes")
+        if isinstance(value, int | float):
+            raise ValueError(f"is {value!r}: an interval needs its unit ('{value}s', '{value}m', '{value}h'); or a "
+                             "cron expression in quotes, or null (manual runs only)")
+        if not isinstance(value, str):
+            raise ValueError(f"is {value!r}: {SCHEDULE_FORMS}")
+        parse_schedule(value)
+        return " ".join(value.split())
+
+    def by_deployment(self) -> dict[str, Schedule]:
+        """Every deployment's schedule; Schedule() for manual-only ones."""
+        return {str(field.alias): parse_schedule(text) if (text := getattr(self, name)) else Schedule()
+                for name, field in type(self).model_fields.items()}
+
+
 class Params(_Frozen):
     pairs: tuple[str, ...]
     """The traded and trained pairs (ccxt symbols); each must be in the instrument table (market.instruments)."""
@@ -218,6 +341,7 @@ class Params(_Frozen):
     store: StoreParams = Field(default_factory=StoreParams)
     ingest: IngestParams = Field(default_factory=IngestParams)
     live: LiveParams
+    schedules: SchedulesParams = Field(default_factory=SchedulesParams)
 
     @field_validator("pairs")
     @classmethod
@@ -257,8 +381,9 @@ class Params(_Frozen):
         return self
 
     def digest(self) -> str:
-        """Stable sha256 of the whole parameter set: a lineage tag on every model."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Stable sha256 of the parameter set, a lineage tag on every model: everything but `schedules`,
+        which says when jobs run, not what a model is (moving a cron must not look like a new model)."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"schedules"}), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

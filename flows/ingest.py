@@ -26,8 +26,9 @@ from market.errors import ExchangeUnavailable, RateLimited
 from market.kraken import public_client
 from pipeline.ingest import ingest_pair_job
 
-SCHEDULED_TIMEFRAMES = {"5m": "*/5 * * * *", "1h": "2 * * * *"}
-"""Deployments: 5-minute candles every 5 minutes, hourly candles two minutes past each hour."""
+SCHEDULED_TIMEFRAMES = ("5m", "1h")
+"""One deployment each, ingest-<timeframe>, on its params.yaml `schedules:` entry (by default 5-minute candles
+every 5 minutes, hourly candles two minutes past each hour)."""
 
 
 @task(name="exchange clock", retries=2, retry_delay_seconds=5)
@@ -100,13 +101,15 @@ def ingest_flow(params_file: str | None = None, data_dir: str | None = None, pai
 
 def ingest_deployments(params_file: str | None = None, data_dir: str | None = None,
                        home: str | None = None) -> list[Any]:
-    """One scheduled deployment per timeframe: ingest-5m every 5 minutes, ingest-1h hourly; their parameters
-    name this project's files absolutely, so the worker's directory does not matter."""
-    project = locate(params_file, data_dir, home)._asdict()
-    return [
-        ingest_flow.to_deployment(
-            name=f"ingest-{tf}", cron=cron, tags=["krakenflow", "ingest"],
-            parameters={**project, "timeframes": [tf]},
-            description=f"Ingest {tf} Kraken candles into the store ({cron})")
-        for tf, cron in SCHEDULED_TIMEFRAMES.items()
-    ]
+    """One deployment per timeframe, scheduled as params.yaml `schedules:` says; their parameters name this
+    project's files absolutely, so the worker's directory does not matter."""
+    project = locate(params_file, data_dir, home)
+    schedules = load_params(project.params_file).schedules.by_deployment()
+    deployments = []
+    for tf in SCHEDULED_TIMEFRAMES:
+        when = schedules[f"ingest-{tf}"]
+        deployments.append(ingest_flow.to_deployment(
+            name=f"ingest-{tf}", cron=when.cron, interval=when.interval, tags=["krakenflow", "ingest"],
+            parameters={**project._asdict(), "timeframes": [tf]},
+            description=f"Ingest {tf} Kraken candles into the store ({when})"))
+    return deployments
