@@ -425,6 +425,43 @@ def serve(params_file: ParamsOpt = None) -> None:
 
 
 @app.command()
+def watch(
+    every: Annotated[float, typer.Option(help="seconds between probes")] = 60.0,
+    metrics_port: Annotated[int, typer.Option(help="serve Prometheus /metrics on 127.0.0.1:PORT (0 = off)")] = 0,
+    late_after: Annotated[float, typer.Option(help="a scheduled run waiting this many seconds = no worker")] = 300.0,
+    stuck_after: Annotated[float, typer.Option(help="a run Running this many seconds = stuck")] = 6 * 3600.0,
+    max_probes: Annotated[int | None, typer.Option(help="stop after this many probes")] = None,
+) -> None:
+    """Watch the scheduling side: the Prefect server, its workers and stuck runs; alert on every change
+    (KRAKENFLOW_ALERT_URLS) and export gauges for Prometheus."""
+    import time
+
+    from core.alerts import alerter_from_settings
+    from core.settings import Settings
+    from flows.health import HealthLimits, Watch, problems_text
+
+    use_project(None)
+    api_url = os.environ.get("PREFECT_API_URL", "")
+    if not api_url:
+        console.print("[red]error:[/red] no Prefect server to watch: export PREFECT_API_URL (see `krakenflow server`)")
+        raise typer.Exit(2)
+    watcher = Watch(api_url, alerter_from_settings(Settings()), HealthLimits(late_after, stuck_after))
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=watcher.registry)
+        console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
+    probes = 0
+    while max_probes is None or probes < max_probes:
+        found = watcher.check(time.time())
+        console.print(f"{time.strftime('%H:%M:%S')} " + ("; ".join(problems_text(found)) or "healthy"),
+                      highlight=False, soft_wrap=True)
+        probes += 1
+        if max_probes is None or probes < max_probes:
+            time.sleep(every)
+
+
+@app.command()
 def server(
     port: Annotated[int, typer.Option(min=1, max=65535, help="the API and UI port")] = 4200,
     host: Annotated[str, typer.Option(help="the address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",

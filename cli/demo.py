@@ -74,7 +74,7 @@ def run_demo(console: Console, params_file: Path) -> None:
         f"   live-vs-emulator P&L: {live_pnl:+,.2f} USD ({parity})"
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
-        f"Prefect UI:  PREFECT_HOME={settings.prefect_home} .venv/bin/prefect server start  → http://127.0.0.1:4200\n"
+        f"Prefect UI:  .venv/bin/krakenflow server  → http://127.0.0.1:4200 (its database holds the demo's runs)\n"
         f"Dashboard:   .venv/bin/krakenflow dashboard --ledger {live['ledger']}  → http://127.0.0.1:8050 "
         f"(the live trader's decisions with model versions, fills, audit; /metrics for Prometheus)\n"
         f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json, drift.html)",
