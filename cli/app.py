@@ -223,8 +223,9 @@ def flow_run(params_file: ParamsOpt = None) -> None:
 
 @app.command()
 def trade(
-    mode: Annotated[str, typer.Option(help="paper (replay through the SimulatedBroker) or live "
-                                      "(Kraken or the emulator at KRAKENFLOW_KRAKEN_URL)")] = "paper",
+    mode: Annotated[str, typer.Option(help="paper (replay the store or --data files through the SimulatedBroker), "
+                                      "dry-run (poll Kraken or the emulator at KRAKENFLOW_KRAKEN_URL like live, "
+                                      "simulated fills, a ledger of its own) or live")] = "paper",
     model: ModelOpt = "champion",
     pair: PairOpt = None,
     trade_from: FromOpt = None,
@@ -248,11 +249,11 @@ def trade(
     """Trade with the promoted model, in paper mode (replay) or live mode (same engine)."""
     params = load_params_or_exit(params_file)
     _configure_logs(log_level, log_json, log_file)
-    if mode == "live":
-        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port)
+    if mode in ("live", "dry-run"):
+        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port, mode)
         return
     if mode != "paper":
-        console.print(f"[red]error:[/red] --mode must be paper or live, got {mode!r}")
+        console.print(f"[red]error:[/red] --mode must be paper, dry-run or live, got {mode!r}")
         raise typer.Exit(2)
     from core.settings import Settings
     from pipeline.backtest import run_replay
@@ -292,7 +293,7 @@ def _halt_alert(alerter: Any, settings: Any) -> Any:
 
 
 def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool,
-                status_port: int) -> None:
+                status_port: int, mode: str = "live") -> None:
     from core.alerts import alerter_from_settings
     from core.settings import Settings
     from market.errors import ExchangeError
@@ -301,15 +302,27 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
     from trader.service import StatusPortError, UnsafeKeyError, connect, open_session, run, serve_status
 
     settings = Settings()
+    if mode == "dry-run" and not settings.ledger_url:  # never the live trader's ledger by default
+        settings = settings.model_copy(update={"ledger_url": f"sqlite:///{settings.state_dir / 'dry-run-ledger.db'}"})
     alerter = alerter_from_settings(settings)
     try:
-        client = connect(settings)
-        session = open_session(params, settings, client, model, on_halt=_halt_alert(alerter, settings))
+        if mode == "dry-run":
+            from market.kraken import public_client
+            from trader.service import open_paper_session
+
+            settings.ensure_state_dir()
+            session = open_paper_session(params, settings, public_client(settings.kraken_url), model,
+                                         on_halt=_halt_alert(alerter, settings), alerter=alerter)
+        else:
+            client = connect(settings)
+            session = open_session(params, settings, client, model, on_halt=_halt_alert(alerter, settings),
+                                   alerter=alerter)
     except (ValueError, LookupError, UnsafeKeyError, ExchangeError, InstrumentsUnavailable, LedgerError,
             LedgerLocked) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
-    console.print(f"live trading {', '.join(params.pairs)} on {settings.kraken_url} with "
+    console.print(f"{'dry-run (simulated fills)' if mode == 'dry-run' else 'live'} trading "
+                  f"{', '.join(params.pairs)} on {settings.kraken_url} with "
                   f"{session.model_name} v{session.model_version}; ledger {safe_url(settings.ledger_uri)}")
     try:
         if status_port:

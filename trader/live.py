@@ -5,19 +5,24 @@ Then each poll reads the exchange's clock, fetches every pair, and only then fee
 the last one seen, in time order across pairs. Of a backlog (after an outage, or at start-up) only the
 newest candle of each pair may trade — and only while it is fresh by the exchange's clock; the older ones
 warm the features up. A poll that fails before feeding consumes nothing, so no candle is lost or fed twice.
+A simulated venue (paper trading) works every pair's orders at a timestamp's open before the engine decides
+on any candle of it, as a backtest does, so paper on live candles fills like a file replay.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from core.params import RiskParams
 from core.types import Candle
 from market.errors import ExchangeError
 from market.kraken import KrakenClient
 from trader.engine import Decision, Engine
+from trader.risk import stale_data
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +101,31 @@ class LiveLoop:
         fresh.sort(key=lambda t: (t[0], t[1]))
         newest = {pair: ts for ts, pair, _ in fresh}  # time order: the last one per pair wins
         decisions = []
-        for ts, pair, candle in fresh:
-            self.last_ts[pair] = ts  # consumed before it is fed: an error below never feeds it twice
-            if ts < newest[pair]:
-                decisions.append(self.engine.warm(pair, candle, BACKLOG))
-                continue
-            decision = self.engine.on_candle(pair, candle)
-            if decision is not None:
-                decisions.append(decision)
+        for _, batch in itertools.groupby(fresh, key=lambda t: t[0]):
+            same_time = list(batch)
+            for _, pair, candle in same_time:  # every pair's orders meet this open before any decision at it
+                self.engine.broker.on_candle(pair, candle)  # (a paper venue fills there; Kraken's: no-op)
+            for ts, pair, candle in same_time:
+                self.last_ts[pair] = ts  # consumed before it is fed: an error below never feeds it twice
+                if ts < newest[pair]:
+                    decisions.append(self.engine.warm(pair, candle, BACKLOG))
+                    continue
+                decision = self.engine.on_candle(pair, candle)
+                if decision is not None:
+                    decisions.append(decision)
         return decisions
+
+    def newest_ts(self) -> int | None:
+        """Open time (epoch ms) of the newest finished candle seen over all pairs."""
+        return max(self.last_ts.values(), default=None)
+
+    def stale_data(self, limits: RiskParams, candle_ms: int) -> str:
+        """Why the market data is stale by the exchange's clock ('' while every pair's newest finished
+        candle is young enough to trade on: `risk.stale_after_candles`)."""
+        if not self.last_ts:
+            return ""
+        now = self.clock.now_ms()
+        ages = {pair: now - (ts + candle_ms) for pair, ts in self.last_ts.items()}
+        pair = max(ages, key=lambda p: ages[p])
+        why = stale_data(ages[pair], candle_ms, limits)
+        return f"{pair}: {why}" if why else ""

@@ -85,10 +85,11 @@ def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: 
     result = reconcile_positions(positions, balances, prices, halt_above_usd, base_asset)
     result = with_unknown_orders(result, unknown_open_orders(
         ((o.txid, o.client_id) for o in opened), ledger.client_ids(), our_prefix))
+    extra = {"event": "reconcile", "drifts": [vars(d) for d in result.drifts], "open_orders": len(opened)}
     if result.halt:
         engine.halted = result.reason
         ledger.audit("reconcile_halt", {"reason": result.reason, "drifts": [vars(d) for d in result.drifts]})
-        log.error("reconciliation: %s", result.reason)
+        log.error("reconciliation: %s", result.reason, extra={**extra, "result": "halt"})
         return result
     for drift in result.drifts:
         ledger.record_adjustment(drift.pair, drift.difference, f"exchange holds {drift.exchange}, "
@@ -96,4 +97,6 @@ def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: 
     ledger.set_balances(balances)
     ledger.audit("reconcile_ok", {"reason": result.reason, "open_orders": len(opened)})
     broker.use_balances(balances)
+    log.log(logging.WARNING if result.drifts else logging.INFO, "reconciliation: %s; %s open order(s)",
+            result.reason, len(opened), extra={**extra, "result": "adjusted" if result.drifts else "ok"})
     return result

@@ -1,7 +1,13 @@
 """The trader process for live (or emulator) trading: load @champion, check the key, warm up, poll.
 
+Paper trading on live candles is the same process on public endpoints only: the same LiveLoop, warm-up,
+engine and risk, and the same ledger, with the simulated fill model instead of Kraken's account
+(`open_paper_session`). A ledger is either live or paper, never both (`trader.status.ledger_mode`).
+
 One API key per process (Kraken nonces are per key). Secrets come from Settings as SecretStr and are
-only unwrapped at the ccxt boundary; they are never logged.
+only unwrapped at the ccxt boundary; they are never logged. Alerts (`core.alerts.Alerter`, optional) go
+out on a reconciliation halt or adjustment, a streak of failed polls, stale market data, a restart after
+a crash, a halt of the exchange clock and a model reload.
 """
 
 from __future__ import annotations
@@ -12,37 +18,53 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from core.params import LiveParams, Params
 from core.settings import Settings
 from core.timeframe import to_ms
+from core.types import Fill, OrderIntent
 from market import instruments
 from market.errors import BadMarketData, ExchangeUnavailable, InvalidNonce, RateLimited
+from market.fills import PairLimits
 from market.kraken import KrakenClient, make_exchange
 from models import registry
-from trader.brokers.kraken import KrakenBroker, LookupPolicy
+from trader.brokers.kraken import AMBIGUOUS, KrakenBroker, LookupPolicy
+from trader.brokers.simulated import PaperBroker, fill_model, log_fill, log_order_decision
 from trader.engine import Decision, Engine
-from trader.ledger import Ledger
+from trader.ledger import Ledger, LedgerError, safe_url
 from trader.live import BACKLOG, ClockWentBack, LiveLoop
 from trader.model import trading_model
 from trader.reconcile import Reconciliation, reconcile_with_exchange
 from trader.reload import ModelWatcher, ReloadRefused, load_for_swap, warm_states
-from trader.status import LiveView, health_problems, snapshot
+from trader.status import LiveView, health_problems, ledger_mode, snapshot
 from trader.strategy import ThresholdStrategy
 
+if TYPE_CHECKING:
+    from core.alerts import Alerter, Severity
+
 log = logging.getLogger(__name__)
+
+FAILED_POLLS_ALERT = 5
+"""Failed polls in a row that send a warning alert, once per streak (params.yaml `live` has no field for it)."""
 
 
 class UnsafeKeyError(RuntimeError):
     """The API key can withdraw funds: a trading process must only hold a trade-only key."""
 
 
+class LedgerModeError(LedgerError):
+    """A paper session on a ledger holding live orders, or the other way round."""
+
+
 @dataclass
 class LiveSession:
     loop: LiveLoop
-    broker: KrakenBroker
+    broker: KrakenBroker | PaperBroker
+    """Kraken's account (live) or the simulated venue (paper); either writes the same ledger."""
     model_name: str
     live: LiveParams
     instruments: instruments.InstrumentTable
@@ -58,6 +80,14 @@ class LiveSession:
     """Non-zero while the trading thread is inside a poll (a watchdog reads how long)."""
     last_equity: float = float("nan")
     last_cash: float = float("nan")
+    mode: str = "live"
+    """"live" (Kraken's account) or "paper" (simulated fills on live candles)."""
+    alerter: Alerter | None = None
+    session_id: str = ""
+    """Names this session's `session_start` and `session_end` audit rows (a start without an end = a crash)."""
+    stale: str = ""
+    """Why the market data is stale now ('' = fresh): an alert goes out once per stale streak."""
+    closed: bool = False
 
     @property
     def engine(self) -> Engine:
@@ -69,8 +99,19 @@ class LiveSession:
         return self.engine.model_version
 
     def close(self) -> None:
-        """Release the ledger (and its lock): another trader may take it over."""
-        self.broker.ledger.close()
+        """Audit a clean `session_end`, then release the ledger (and its lock): another trader may take it
+        over. A process that dies without this leaves its `session_start` unmatched: the next start alerts."""
+        if self.closed:
+            return
+        self.closed = True
+        ledger = self.broker.ledger
+        try:
+            ledger.audit("session_end", {"session": self.session_id, "mode": self.mode,
+                                         "version": self.model_version, "halted": self.engine.halted})
+        except Exception:
+            log.exception("could not audit the end of the session (the next start will report a crash)")
+        finally:
+            ledger.close()
 
 
 def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
@@ -83,22 +124,106 @@ def connect(settings: Settings, throttle: bool = True) -> KrakenClient:
 
 def open_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
                  clock: Callable[[], float] = time.monotonic,
-                 on_halt: Callable[[str], None] | None = None) -> LiveSession:
+                 on_halt: Callable[[str], None] | None = None, alerter: Alerter | None = None) -> LiveSession:
     """Take the ledger (one trader per ledger), refuse withdraw-capable keys, load the model (spec-hash
     checked), wire broker + ledger + engine. Nonces come from the ledger's durable counter before the
     first private call. The engine starts from the ledger's risk state (equity peak, day, a loss-limit
-    halt: a restart stays halted until `trader.ledger.resume_trading`); `on_halt` hears of a new one."""
+    halt: a restart stays halted until `trader.ledger.resume_trading`); `on_halt` hears of a new one;
+    `alerter` hears of the rest (see the module docstring)."""
+    return _open("live", params, settings, client, model_ref, clock, on_halt, alerter)
+
+
+def open_paper_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str = "champion",
+                       clock: Callable[[], float] = time.monotonic, on_halt: Callable[[str], None] | None = None,
+                       alerter: Alerter | None = None) -> LiveSession:
+    """Paper trading on live candles: `open_session` without the account. Public endpoints only (`client`
+    may hold no key, e.g. `market.kraken.public_client`): no key check, nonce, balance, order, reconciliation
+    or dead-man switch. Fills come from the simulated fill model (`params.fees`, Kraken's pair minimums from
+    the exchange's table), cash starts at `params.trade.starting_cash` and is rebuilt from the ledger's fills
+    on a restart. The ledger gets what a live one gets — decisions, intents, fills, balances, risk state,
+    audit (`session_start` with mode=paper) — and must not hold live orders (LedgerModeError)."""
+    return _open("paper", params, settings, client, model_ref, clock, on_halt, alerter)
+
+
+def _open(mode: str, params: Params, settings: Settings, client: KrakenClient, model_ref: str,
+          clock: Callable[[], float], on_halt: Callable[[str], None] | None, alerter: Alerter | None) -> LiveSession:
     ledger = Ledger(settings.ledger_uri, exclusive=True)
     try:
-        return _wire_session(params, settings, client, model_ref, clock, ledger, on_halt)
+        _require_mode(ledger, mode, settings)
+        return _wire_session(mode, params, settings, client, model_ref, clock, ledger, on_halt, alerter)
     except BaseException:
         ledger.close()
         raise
 
 
-def _wire_session(params: Params, settings: Settings, client: KrakenClient, model_ref: str,
-                  clock: Callable[[], float], ledger: Ledger,
-                  on_halt: Callable[[str], None] | None = None) -> LiveSession:
+def _require_mode(ledger: Ledger, mode: str, settings: Settings) -> None:
+    held = ledger_mode(ledger)
+    if held is not None and held != mode:
+        raise LedgerModeError(
+            f"the ledger {safe_url(settings.ledger_uri)} holds {held} orders: a {mode} session must not mix with "
+            f"them; point KRAKENFLOW_LEDGER_URL at another ledger for {mode} trading (e.g. "
+            f"sqlite:///{settings.state_dir / f'{mode}-ledger.db'})")
+
+
+def _wire_session(mode: str, params: Params, settings: Settings, client: KrakenClient, model_ref: str,
+                  clock: Callable[[], float], ledger: Ledger, on_halt: Callable[[str], None] | None,
+                  alerter: Alerter | None) -> LiveSession:
+    if mode == "live":
+        _check_key(settings, client, ledger)
+    table = _instrument_table(params, settings, client, ledger)
+    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
+    model = trading_model(registry.load_model(params.registry.model_name, model_ref))
+    live = params.live
+    broker = _broker(mode, params, client, ledger, model.version, table)
+    strategy = ThresholdStrategy(params.trade.enter_threshold, params.trade.exit_threshold,
+                                 params.trade.position_fraction)
+    candle_ms = to_ms(params.data.timeframe)
+    engine = Engine(model.spec, model.score, strategy, broker, risk=params.risk, candle_ms=candle_ms,
+                    id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
+                    model_version=model.version, on_halt=_halt_notice(on_halt), risk_memory=ledger)
+    engine.restore_risk(ledger.risk_state())
+    loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
+    crashed, session_id = _unended_session(ledger), uuid.uuid4().hex[:12]
+    ledger.audit("session_start", {"session": session_id, "mode": mode, "model": model.name,
+                                   "version": model.version, "url": settings.kraken_url, "halted": engine.risk_halt})
+    log.info("%s session %s: %s v%s on %s", mode, session_id, model.name, model.version, ", ".join(params.pairs),
+             extra={"event": "session_start", "mode": mode, "model_version": model.version, "session": session_id})
+    if engine.risk_halt:
+        log.error("still halted: %s (krakenflow resume clears it)", engine.risk_halt)
+    # a pinned version (`--model 12`) is never swapped; an alias is followed
+    watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
+    session = LiveSession(loop, broker, model.name, live, table, watcher, mode=mode, alerter=alerter,
+                          session_id=session_id)
+    if crashed:
+        _alert(session, "trader_restarted", "warning", "restarted after a crash",
+               f"the previous session ({crashed['mode']}, {crashed['model']} v{crashed['version']}, session "
+               f"{crashed['session']}) never ended cleanly on the ledger {safe_url(settings.ledger_uri)}: a crash, "
+               f"kill -9 or power loss. Open intents are looked up by cl_ord_id; nothing is resent.")
+    return session
+
+
+def _unended_session(ledger: Ledger) -> dict[str, Any] | None:
+    """The last session_start's detail if no session_end matches it (None: it ended, or the ledger predates
+    session_end rows, or no session ever started)."""
+    starts = ledger.audit_trail("session_start")
+    last = starts[-1][1] if starts else {}
+    if "session" not in last:
+        return None
+    ended = {detail.get("session") for _, detail in ledger.audit_trail("session_end")}
+    return None if last["session"] in ended else {"mode": "live", "model": "?", "version": "?", **last}
+
+
+def _broker(mode: str, params: Params, client: KrakenClient, ledger: Ledger, version: int | None,
+            table: instruments.InstrumentTable) -> KrakenBroker | PaperBroker:
+    if mode == "paper":
+        limits = {symbol: PairLimits.of(inst) for symbol, inst in table.instruments.items()}
+        return PaperBroker.resume(params.trade.starting_cash, fill_model(params.fees, limits), ledger, version)
+    lookup = LookupPolicy(params.live.lookup_window_s, params.live.min_lookups)
+    return LoggedKrakenBroker(client, ledger, version, lookup=lookup)
+
+
+def _check_key(settings: Settings, client: KrakenClient, ledger: Ledger) -> None:
+    """Live only: nonces from the ledger's durable counter, and no withdraw-capable key."""
     nonce_name = f"kraken_nonce:{client.key_id()}"
     client.use_nonce(lambda floor: ledger.next_counter(nonce_name, at_least=floor))
     try:
@@ -108,26 +233,39 @@ def _wire_session(params: Params, settings: Settings, client: KrakenClient, mode
                                   f"KRAKENFLOW_KRAKEN_URL and the network, then start again") from None
     if can_withdraw:
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
-    table = _instrument_table(params, settings, client, ledger)
-    registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
-    model = trading_model(registry.load_model(params.registry.model_name, model_ref))
-    live = params.live
-    broker = KrakenBroker(client, ledger, model.version, lookup=LookupPolicy(live.lookup_window_s, live.min_lookups))
-    strategy = ThresholdStrategy(params.trade.enter_threshold, params.trade.exit_threshold,
-                                 params.trade.position_fraction)
-    candle_ms = to_ms(params.data.timeframe)
-    engine = Engine(model.spec, model.score, strategy, broker, risk=params.risk, candle_ms=candle_ms,
-                    id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
-                    model_version=model.version, on_halt=_halt_notice(on_halt), risk_memory=ledger)
-    engine.restore_risk(ledger.risk_state())
-    loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
-    ledger.audit("session_start", {"model": model.name, "version": model.version, "url": settings.kraken_url,
-                                   "halted": engine.risk_halt})
-    if engine.risk_halt:
-        log.error("still halted: %s (krakenflow resume clears it)", engine.risk_halt)
-    # a pinned version (`--model 12`) is never swapped; an alias is followed
-    watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
-    return LiveSession(loop, broker, model.name, live, table, watcher)
+
+
+class LoggedKrakenBroker(KrakenBroker):
+    """The Kraken broker with one INFO line per decision that acts, order sent, order looked up and fill,
+    fields in `extra` for JSON logs. (The lines belong in trader/brokers/kraken.py; they sit here until that
+    module can take them.)"""
+
+    def submit(self, intent: OrderIntent, decision: Decision | None = None) -> None:
+        log_order_decision(decision, intent, self.model_version, "live", log)
+        super().submit(intent, decision)
+        record = self.ledger.intent(intent.client_id)
+        status, txid = (record.status, record.txid) if record else ("?", None)
+        log.info("order %s %s: %s %s %.8f%s", intent.client_id, "sent" if status == "sent" else status,
+                 intent.side.value, intent.pair, intent.quantity, f" txid {txid}" if txid else "",
+                 extra=_order_extra(intent, status, txid))
+
+    def sync(self) -> list[Fill]:
+        asked = [r for r in self.ledger.unresolved_intents() if r.status in AMBIGUOUS]
+        fills = super().sync()
+        for record in asked:
+            now = self.ledger.intent(record.intent.client_id)
+            status = now.status if now else "?"
+            outcome = {"sent": "found", "not_found": "given up (not on the exchange)"}.get(status, "not found yet")
+            log.info("order %s looked up by cl_ord_id: %s", record.intent.client_id, outcome,
+                     extra={**_order_extra(record.intent, status, now.txid if now else None), "event": "lookup"})
+        for fill in fills:
+            log_fill(fill, "live", log)
+        return fills
+
+
+def _order_extra(intent: OrderIntent, status: str, txid: str | None) -> dict[str, Any]:
+    return {"event": "order", "mode": "live", "cl_ord_id": intent.client_id, "pair": intent.pair,
+            "side": intent.side.value, "qty": intent.quantity, "status": status, "txid": txid}
 
 
 def _halt_notice(then: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -156,10 +294,38 @@ def _instrument_table(params: Params, settings: Settings, client: KrakenClient,
 
 
 def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reconciliation:
-    """Ledger vs exchange now; `halt_above_usd` overrides params (inf = adopt the exchange's positions)."""
+    """Ledger vs exchange now; `halt_above_usd` overrides params (inf = adopt the exchange's positions).
+    A new halt is a critical alert, an adjustment a warning. Live sessions only (paper has no account)."""
+    broker = session.broker
+    if not isinstance(broker, KrakenBroker):
+        raise TypeError("a paper session has no exchange account to reconcile with")
     limit = session.live.reconcile_halt_usd if halt_above_usd is None else halt_above_usd
-    return reconcile_with_exchange(session.broker, session.loop.client, session.engine, session.loop.pairs, limit,
-                                   session.instruments.base_assets())
+    halted_before = session.engine.halted
+    result = reconcile_with_exchange(broker, session.loop.client, session.engine, session.loop.pairs, limit,
+                                     session.instruments.base_assets())
+    drifts = ", ".join(f"{d.pair} ledger {d.ledger:g} vs exchange {d.exchange:g}" for d in result.drifts)
+    if result.halt and halted_before != result.reason:
+        _alert(session, "reconcile_halt", "critical", "reconciliation halted trading",
+               f"{result.reason}. {drifts}. After a check: `krakenflow trade --mode live --adopt-exchange-positions`.")
+    elif not result.halt and result.drifts:
+        _alert(session, "reconcile_adjusted", "warning", "ledger adjusted to the exchange",
+               f"{result.reason}: {drifts} (audited as reconcile_adjust).")
+    return result
+
+
+def _paper_books(session: LiveSession) -> None:
+    """Paper's stand-in for reconciliation: the simulated account's cash and positions as the ledger's
+    balances (what the dashboard shows as the account), keyed like Kraken's (USD, XRP, DOGE)."""
+    bases = session.instruments.base_assets()
+    session.broker.ledger.set_balances({"USD": session.broker.cash,
+                                        **{bases[p]: session.broker.position(p) for p in session.loop.pairs}})
+
+
+def _check_books(session: LiveSession, halt_above_usd: float | None = None) -> None:
+    if session.mode == "paper":
+        _paper_books(session)
+    else:
+        reconcile(session, halt_above_usd)
 
 
 def maybe_reload(session: LiveSession) -> bool:
@@ -176,13 +342,22 @@ def maybe_reload(session: LiveSession) -> bool:
     except ReloadRefused as err:
         watcher.refused.add(version)
         ledger.audit("model_reload_refused", {"version": version, "reason": str(err)})
-        log.warning("model reload refused, v%s keeps trading: %s", session.model_version, err)
+        log.warning("model reload refused, v%s keeps trading: %s", session.model_version, err,
+                    extra={"event": "model_reload_refused", "model_version": session.model_version,
+                           "refused_version": version})
+        _alert(session, "model_refused", "warning", f"model v{version} refused",
+               f"{err}; v{session.model_version} keeps trading (audited as model_reload_refused).")
         return False
     previous = session.model_version
     engine.swap_model(model.spec, model.score, model.version, states)
     session.broker.model_version = version  # intents from now on name the new version
     ledger.audit("model_reloaded", {"from": previous, "to": version, "same_spec": same_spec})
-    log.info("model %s: v%s → v%s between candles", session.model_name, previous, version)
+    log.info("model %s: v%s → v%s between candles", session.model_name, previous, version,
+             extra={"event": "model_reload", "from_version": previous, "model_version": version,
+                    "same_spec": same_spec})
+    _alert(session, "model_reloaded", "info", f"model v{previous} → v{version}",
+           f"{session.model_name} v{version} trades from the next candle on (features "
+           f"{'unchanged' if same_spec else 'changed, warmed on the same candles'}).")
     return True
 
 
@@ -250,8 +425,9 @@ def _start_up(session: LiveSession, poll_seconds: float, stop: StopFlag, adopt: 
         session.busy_since_unix = time.time()
         try:
             warmed = session.loop.warm_up()
-            reconcile(session, float("inf") if adopt else None)
-            log.info("warmed up on %s candles; reconciled; trading", warmed)
+            _check_books(session, float("inf") if adopt else None)
+            log.info("warmed up on %s candles; %s; trading", warmed,
+                     "reconciled" if session.mode == "live" else "paper account ready")
             return True
         except TRANSIENT as err:
             attempt += 1
@@ -264,6 +440,8 @@ def _start_up(session: LiveSession, poll_seconds: float, stop: StopFlag, adopt: 
 
 
 def _poll_succeeded(session: LiveSession) -> None:
+    if session.failures_in_a_row >= FAILED_POLLS_ALERT:
+        log.info("polls reach the exchange again after %s failures", session.failures_in_a_row)
     session.failures_in_a_row, session.last_error = 0, ""
     session.last_ok_poll_unix = time.time()
 
@@ -272,7 +450,12 @@ def _poll_failed(session: LiveSession, err: Exception, kind: str = "poll_failed"
     session.failures_in_a_row += 1
     session.last_error = f"{type(err).__name__}: {err}"
     session.broker.ledger.audit(kind, {"error": str(err), "in_a_row": session.failures_in_a_row})
-    log.warning("%s (%s in a row): %s", kind.replace("_", " "), session.failures_in_a_row, err)
+    log.warning("%s (%s in a row): %s", kind.replace("_", " "), session.failures_in_a_row, err,
+                extra={"event": kind, "mode": session.mode, "in_a_row": session.failures_in_a_row})
+    if session.failures_in_a_row == FAILED_POLLS_ALERT:  # once per streak
+        _alert(session, "failed_polls", "warning", f"{FAILED_POLLS_ALERT} polls failed in a row",
+               f"last error: {session.last_error}. The trader keeps state and retries with backoff; no candle "
+               f"is lost or fed twice.")
 
 
 def _halt(session: LiveSession, kind: str, reason: str) -> None:
@@ -280,14 +463,19 @@ def _halt(session: LiveSession, kind: str, reason: str) -> None:
         session.engine.halted = reason
         session.broker.ledger.audit(kind, {"reason": reason})
         log.error("halted: %s", reason)
+        _alert(session, "halt", "critical", "trading halted", f"{reason} (audited as {kind}).")
 
 
 def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: float) -> float:
-    """Reload between candles, poll (sync once, then feed new candles), reconcile when due, re-arm the
-    dead-man switch."""
+    """Reload between candles, poll (sync once, then feed new candles), watch for stale data, reconcile when
+    due, re-arm the dead-man switch (paper: record the simulated account instead of the last two)."""
     maybe_reload(session)
     decisions = session.loop.poll()
-    _log_poll(decisions)
+    _log_poll(session, decisions)
+    _watch_stale(session)
+    if session.mode == "paper":
+        _paper_books(session)
+        return next_reconcile
     if clock() >= next_reconcile:
         reconcile(session)
         next_reconcile = clock() + session.live.reconcile_every_s
@@ -296,11 +484,50 @@ def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: 
     return next_reconcile
 
 
-def _log_poll(decisions: list[Decision]) -> None:
+def _log_poll(session: LiveSession, decisions: list[Decision]) -> None:
     acted = [d for d in decisions if d.action in ("buy", "sell", "blocked")]
     backlog = sum(1 for d in decisions if d.reason == BACKLOG)
-    log.info("poll: %s new candle(s)%s%s", len(decisions), f", {backlog} replayed as warm-up" if backlog else "",
-             "".join(f"; {d.action} {d.pair} p={d.prob:.3f} {d.reason}".rstrip() for d in acted))
+    newest = session.loop.newest_ts()
+    newest_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest / 1000)) if newest is not None else None
+    equity = _equity_now(session)
+    log.info("poll %s: %s new candle(s)%s, newest %s, equity %.2f USD%s", ", ".join(session.loop.pairs),
+             len(decisions), f" ({backlog} replayed as warm-up)" if backlog else "", newest_iso, equity,
+             "".join(f"; {d.action} {d.pair} p={d.prob:.3f} {d.reason}".rstrip() for d in acted),
+             extra={"event": "poll", "mode": session.mode, "pairs": list(session.loop.pairs),
+                    "newest_candle": newest_iso, "newest_candle_ts": newest, "decisions": len(decisions),
+                    "acted": len(acted), "backlog": backlog, "equity": equity,
+                    "model_version": session.model_version, "halted": session.engine.halted})
+
+
+def _equity_now(session: LiveSession) -> float:
+    """Cash plus positions at the last closes (USD), without a network call after a sync; NaN if unknown."""
+    with contextlib.suppress(*TRANSIENT):
+        return session.engine.equity()
+    return float("nan")
+
+
+def _watch_stale(session: LiveSession) -> None:
+    """A warning alert when the newest candle turns stale by the exchange's clock, once per stale streak."""
+    risk = session.engine.risk
+    why = session.loop.stale_data(risk, session.engine.candle_ms) if risk is not None else ""
+    if why and not session.stale:
+        log.warning("market data stale: %s", why, extra={"event": "stale_data", "mode": session.mode,
+                                                         "reason": why})
+        _alert(session, "stale_data", "warning", "stale market data",
+               f"{why}; no order is placed on a stale candle until fresh ones arrive.")
+    elif session.stale and not why:
+        log.info("market data fresh again", extra={"event": "stale_data_over", "mode": session.mode})
+    session.stale = why
+
+
+def _alert(session: LiveSession, kind: str, severity: Severity, title: str, body: str) -> None:
+    """Send through the session's alerter, if any (it never raises). Imported lazily: a trader without
+    alerts never loads Apprise."""
+    if session.alerter is None:
+        return
+    from core.alerts import Alert
+
+    session.alerter.send(Alert(kind, severity, f"krakenflow {session.mode} trader: {title}", body))
 
 
 def _record_decisions(session: LiveSession) -> None:
@@ -329,7 +556,7 @@ def live_view(session: LiveSession, now: float | None = None) -> LiveView:
     busy_s = now - session.busy_since_unix if session.busy_since_unix else 0.0
     problems = health_problems(session.engine.halted, session.failures_in_a_row, session.last_error, busy_s,
                                session.live.watchdog_s)
-    return LiveView("live", session.model_name, session.model_version, session.last_equity, session.last_cash,
+    return LiveView(session.mode, session.model_name, session.model_version, session.last_equity, session.last_cash,
                     session.engine.halted, session.last_poll_unix, session.last_ok_poll_unix,
                     session.failures_in_a_row, session.last_error, busy_s, tuple(problems))
 

@@ -52,12 +52,22 @@ def health_problems(halted: str, failures_in_a_row: int, last_error: str, busy_s
     return problems
 
 
+def ledger_mode(ledger: Ledger) -> str | None:
+    """"live" or "paper": whose orders the ledger holds (None: none yet, any session may use it). A ledger
+    is one or the other: the mode of its last session (sessions written before modes existed were live)."""
+    if not sum(ledger.counts()["intents"].values()):
+        return None
+    starts = ledger.audit_trail("session_start")
+    return str(starts[-1][1].get("mode", "live")) if starts else "live"
+
+
 def snapshot(ledger: Ledger, pairs: Sequence[str], live: LiveView | None = None, rows: int = 50) -> dict[str, Any]:
     """Everything the dashboard shows, newest first; JSON-ready."""
     fills = ledger.fills()
     return {
         "generated_unix": time.time(),
         "live": vars(live) if live else None,
+        "mode": live.mode if live else ledger_mode(ledger),
         "positions": {pair: ledger.position(pair) for pair in pairs},
         "balances": ledger.balances(),
         "counts": ledger.counts(),

@@ -5,13 +5,19 @@ An order reaches the "venue" on the first candle after it is submitted (the next
 refusals are checked (ordermin, costmin, funds incl. the fee — the exact `EOrder:` strings land in
 `rejected`), its quantity is truncated to whole lots as ccxt would send it, and it is worked against that
 candle and the following ones. Prices, partial fills, latency, fees and caps: see `market.fills`.
+
+`PaperBroker` is the same simulated venue behind the live loop (paper trading on live candles), writing
+the live ledger as the Kraken broker does.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from core.types import Candle, Fill, OrderIntent
+from core.types import Candle, Fill, OrderIntent, Side
 from market.fills import (  # re-exported: backtest, tests and bench import them from here
     KRAKEN_LIMITS,
     KRAKEN_SPOT_TIERS,
@@ -29,8 +35,22 @@ from market.fills import (  # re-exported: backtest, tests and bench import them
     work,
 )
 
-__all__ = ["KRAKEN_LIMITS", "KRAKEN_SPOT_TIERS", "MONTH_MS", "FeeTier", "FillModel", "PairLimits", "SimulatedBroker",
-           "fill_model"]
+if TYPE_CHECKING:
+    from trader.ledger import Ledger  # only a type: a backtest never loads SQLAlchemy
+
+__all__ = [
+    "KRAKEN_LIMITS",
+    "KRAKEN_SPOT_TIERS",
+    "MONTH_MS",
+    "FeeTier",
+    "FillModel",
+    "PairLimits",
+    "PaperBroker",
+    "SimulatedBroker",
+    "fill_model",
+]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +90,10 @@ class SimulatedBroker:
 
     def has_pending(self, pair: str) -> bool:
         return bool(self._pending.get(pair))
+
+    def working_ids(self, pair: str) -> set[str]:
+        """Client ids of the pair's orders not yet done (queued or working)."""
+        return {queued.intent.client_id for queued in self._pending.get(pair, ())}
 
     def cancel(self, client_id: str) -> bool:
         for queue in self._pending.values():
@@ -129,3 +153,100 @@ class SimulatedBroker:
         if self.model.fee_tiers:
             self._volume.append((ts, execution.notional))
         return Fill(intent.client_id, intent.pair, intent.side, execution.quantity, execution.price, execution.fee, ts)
+
+
+class PaperBroker:
+    """Paper trading on live candles: the SimulatedBroker's fills (the backtest's fill model, Kraken's fees
+    from params) written to the live ledger exactly as the Kraken broker writes them — intent + decision in
+    one transaction before the "venue" sees the order, then its status, every fill and every refusal — so
+    whatever reads a live ledger (dashboard, /status, reports) reads a paper one. No network call at all.
+
+    An order reaches the simulated venue on its pair's next finished candle (the next open, as in a backtest);
+    the live loop works every pair's orders against a timestamp's candles before the engine decides on any."""
+
+    def __init__(self, sim: SimulatedBroker, ledger: Ledger, model_version: int | None) -> None:
+        self.sim, self.ledger, self.model_version = sim, ledger, model_version
+
+    @classmethod
+    def resume(cls, starting_cash: float, model: FillModel, ledger: Ledger,
+               model_version: int | None) -> PaperBroker:
+        """A paper account rebuilt from the ledger: starting cash (USD) moved by every recorded fill and fee,
+        positions from the fills. Orders the ledger still holds open were in the previous process's memory
+        (the simulated venue): they are cancelled, audited, never filled late."""
+        sim = SimulatedBroker(cash=starting_cash, model=model)
+        for fill in ledger.fills():
+            signed = fill.quantity if fill.side is Side.BUY else -fill.quantity
+            sim.cash += -signed * fill.price - fill.fee
+            sim.positions[fill.pair] = sim.positions.get(fill.pair, 0.0) + signed
+            sim.fees_paid += fill.fee
+        for record in ledger.unresolved_intents():
+            ledger.mark(record.intent.client_id, "cancelled")
+            ledger.audit("paper_order_dropped", {"client_id": record.intent.client_id,
+                                                 "reason": "the simulated venue of the previous process is gone"})
+        return cls(sim, ledger, model_version)
+
+    @property
+    def cash(self) -> float:
+        return self.sim.cash
+
+    def position(self, pair: str) -> float:
+        return self.sim.position(pair)
+
+    def has_pending(self, pair: str) -> bool:
+        return self.sim.has_pending(pair)
+
+    def sync(self) -> list[Fill]:
+        return []
+
+    def submit(self, intent: OrderIntent, decision: Any = None) -> None:
+        """Committed (with its decision) before the simulated venue sees it, then sent, as live."""
+        self.ledger.record_intent(intent, self.model_version, decision)
+        self.ledger.mark(intent.client_id, "sent", txid=paper_txid(intent.client_id))
+        self.sim.submit(intent)
+        log_order_decision(decision, intent, self.model_version, "paper", log)
+        log.info("order %s sent (paper): %s %s %.8f", intent.client_id, intent.side.value, intent.pair,
+                 intent.quantity, extra={"event": "order", "mode": "paper", "cl_ord_id": intent.client_id,
+                                         "pair": intent.pair, "side": intent.side.value, "qty": intent.quantity,
+                                         "status": "sent", "txid": paper_txid(intent.client_id)})
+
+    def on_candle(self, pair: str, candle: Candle) -> list[Fill]:
+        """Work the pair's orders against this candle; record fills, refusals and finished orders."""
+        refused_before = len(self.sim.rejected)
+        working_before = self.sim.working_ids(pair)
+        fills = self.sim.on_candle(pair, candle)
+        for fill in fills:
+            if self.ledger.record_fill(fill, f"{paper_txid(fill.client_id)}-{fill.ts}"):
+                log_fill(fill, "paper", log)
+        for intent, why in self.sim.rejected[refused_before:]:
+            self.ledger.mark(intent.client_id, "rejected")
+            self.ledger.audit("rejected", {"client_id": intent.client_id, "error": why})
+            log.warning("order %s refused by the simulated venue: %s", intent.client_id, why,
+                        extra={"event": "order", "mode": "paper", "cl_ord_id": intent.client_id, "pair": pair,
+                               "status": "rejected", "reason": why})
+        refused = {intent.client_id for intent, _ in self.sim.rejected[refused_before:]}
+        for client_id in working_before - self.sim.working_ids(pair) - refused:
+            self.ledger.mark(client_id, "filled")
+        return fills
+
+
+def paper_txid(client_id: str) -> str:
+    return f"paper-{client_id}"
+
+
+def log_order_decision(decision: Any, intent: OrderIntent, model_version: int | None, mode: str,
+                       logger: logging.Logger) -> None:
+    """One INFO line per decision that acts (buy/sell), with the order it makes (paper and live alike)."""
+    prob = getattr(decision, "prob", math.nan)
+    logger.info("%s %s p=%.3f qty=%.8f", intent.side.value, intent.pair, prob, intent.quantity,
+                extra={"event": "decision", "mode": mode, "pair": intent.pair, "side": intent.side.value,
+                       "prob": None if math.isnan(prob) else prob, "qty": intent.quantity,
+                       "candle_ts": getattr(decision, "ts", None), "cl_ord_id": intent.client_id,
+                       "model_version": model_version, "reason": intent.reason})
+
+
+def log_fill(fill: Fill, mode: str, logger: logging.Logger) -> None:
+    """One INFO line per fill recorded in the ledger (paper and live alike)."""
+    logger.info("fill %s: %s %.8f %s @ %.8f, fee %.6f", fill.client_id, fill.side.value, fill.quantity, fill.pair,
+                fill.price, fill.fee, extra={"event": "fill", "mode": mode, "cl_ord_id": fill.client_id,
+                                             "pair": fill.pair, "side": fill.side.value, "qty": fill.quantity,
+                                             "price": fill.price, "fee": fill.fee, "fill_ts": fill.ts})
