@@ -274,7 +274,10 @@ def parse_schedule(text: str) -> Schedule:
 
 class SchedulesParams(_Frozen):
     """Deployment → when Prefect's scheduler creates its runs (`krakenflow serve`): a cron expression (UTC), an
-    interval ('30s', '5m', '1h', '7d') or null (manual runs only). The names are the deployments' in Prefect."""
+    interval ('30s', '5m', '1h', '7d') or null (manual runs only). The names are the deployments' in Prefect,
+    also when dumped (serialize_by_alias): a dumped params set loads again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False, serialize_by_alias=True)
 
     ingest_5m: str | None = Field(default="*/5 * * * *", alias="ingest-5m")
     ingest_1h: str | None = Field(default="2 * * * *", alias="ingest-1h")

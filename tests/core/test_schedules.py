@@ -99,3 +99,13 @@ def test_an_unknown_deployment_is_refused_naming_the_known_ones() -> None:
 def test_a_schedule_that_is_not_text_says_what_to_write(value: object, fix: str) -> None:
     with pytest.raises(ParamsError, match=rf"schedules\.ab-promote-daily is .*{fix}"):
         parse_params(_with_schedules(ab_promote_daily=value))
+
+
+def test_a_dumped_params_set_loads_again_with_its_schedules() -> None:
+    """Jobs and tests write params back to YAML (model_dump): the deployment names must survive that."""
+    from core.params import load_params, parse_params
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    dumped = params.model_dump(mode="json")
+    assert "drift-hourly" in dumped["schedules"]
+    assert parse_params(dumped) == params
