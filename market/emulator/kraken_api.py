@@ -158,6 +158,7 @@ class KrakenApi:
         self.app.add_api_route("/_emulator/faults", self.add_fault, methods=["POST"])
         self.app.add_api_route("/_emulator/faults", self.clear_faults, methods=["DELETE"])
         self.app.add_api_route("/_emulator/advance", self.advance, methods=["POST"])
+        self.app.add_api_route("/_emulator/shock", self.shock, methods=["POST"])
         self.app.add_api_route("/_emulator/state", self.state, methods=["GET"])
         self.app.add_exception_handler(Exception, self._crash)
 
@@ -398,6 +399,15 @@ class KrakenApi:
     async def advance(self, request: Request) -> Response:
         n = int(request.query_params.get("candles", "1"))
         return envelope({"cursor": self.venue.advance(n)})
+
+    async def shock(self, request: Request) -> Response:
+        """POST /_emulator/shock?pair=XRP/USD&fraction=-0.3: the pair's price gaps from the next candle on."""
+        try:
+            moved = self.venue.price_shock(request.query_params.get("pair", ""),
+                                           float(request.query_params.get("fraction", "nan")))
+        except ValueError as err:
+            return envelope(None, f"EGeneral:Invalid arguments:{err}")
+        return envelope({"candles": moved})
 
     async def state(self) -> Response:
         v = self.venue

@@ -153,6 +153,22 @@ class Venue:
                 self._work_open_orders(finished=self.cursor - 1)
             return self.cursor
 
+    def price_shock(self, symbol: str, fraction: float) -> int:
+        """A price shock: every candle of `symbol` after the cursor is scaled by (1 + fraction) — e.g. -0.3
+        is a 30 % gap down at the next open that stays. What has been served is left as it was. Returns the
+        number of candles moved."""
+        if symbol not in self.candles:
+            raise ValueError(f"emulator: no pair {symbol!r} to shock (pairs: {', '.join(self.candles)})")
+        if not -1 < fraction < 10:
+            raise ValueError(f"emulator: a price shock of {fraction:+.0%} is not a price (use -0.99..+9)")
+        k = 1 + fraction
+        with self.lock:
+            series = self.candles[symbol]
+            for i in range(self.cursor + 1, len(series)):
+                c = series[i]
+                series[i] = Candle(c.ts, c.open * k, c.high * k, c.low * k, c.close * k, c.volume)
+            return max(0, len(series) - self.cursor - 1)
+
     def current(self, symbol: str) -> Candle:
         return self.candles[symbol][self.cursor]
 
