@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 from core.params import LiveParams, Params
 from core.settings import Settings
 from core.timeframe import to_ms
-from core.types import Fill, OrderIntent
+from core.types import OrderIntent
 from market import instruments
 from market.errors import BadMarketData, ExchangeUnavailable, InvalidNonce, RateLimited
 from market.fills import PairLimits
 from market.kraken import KrakenClient, make_exchange
 from models import registry
-from trader.brokers.kraken import AMBIGUOUS, KrakenBroker, LookupPolicy
-from trader.brokers.simulated import PaperBroker, fill_model, log_fill, log_order_decision
+from trader.brokers.kraken import KrakenBroker, LookupPolicy
+from trader.brokers.simulated import PaperBroker, fill_model
 from trader.engine import Decision, Engine
 from trader.ledger import Ledger, LedgerError, safe_url
 from trader.live import BACKLOG, ClockWentBack, LiveLoop
@@ -194,6 +194,8 @@ def _wire_session(mode: str, params: Params, settings: Settings, client: KrakenC
     watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
     session = LiveSession(loop, broker, model.name, live, table, watcher, mode=mode, alerter=alerter,
                           session_id=session_id)
+    if isinstance(broker, KrakenBroker):
+        broker.on_lookup = _lookup_alert(session)
     if crashed:
         _alert(session, "trader_restarted", "warning", "restarted after a crash",
                f"the previous session ({crashed['mode']}, {crashed['model']} v{crashed['version']}, session "
@@ -219,7 +221,7 @@ def _broker(mode: str, params: Params, client: KrakenClient, ledger: Ledger, ver
         limits = {symbol: PairLimits.of(inst) for symbol, inst in table.instruments.items()}
         return PaperBroker.resume(params.trade.starting_cash, fill_model(params.fees, limits), ledger, version)
     lookup = LookupPolicy(params.live.lookup_window_s, params.live.min_lookups)
-    return LoggedKrakenBroker(client, ledger, version, lookup=lookup)
+    return KrakenBroker(client, ledger, version, lookup=lookup)
 
 
 def _check_key(settings: Settings, client: KrakenClient, ledger: Ledger) -> None:
@@ -235,37 +237,21 @@ def _check_key(settings: Settings, client: KrakenClient, ledger: Ledger) -> None
         raise UnsafeKeyError("refusing to trade: this API key may withdraw funds; create a trade-only key")
 
 
-class LoggedKrakenBroker(KrakenBroker):
-    """The Kraken broker with one INFO line per decision that acts, order sent, order looked up and fill,
-    fields in `extra` for JSON logs. (The lines belong in trader/brokers/kraken.py; they sit here until that
-    module can take them.)"""
-
-    def submit(self, intent: OrderIntent, decision: Decision | None = None) -> None:
-        log_order_decision(decision, intent, self.model_version, "live", log)
-        super().submit(intent, decision)
-        record = self.ledger.intent(intent.client_id)
-        status, txid = (record.status, record.txid) if record else ("?", None)
-        log.info("order %s %s: %s %s %.8f%s", intent.client_id, "sent" if status == "sent" else status,
-                 intent.side.value, intent.pair, intent.quantity, f" txid {txid}" if txid else "",
-                 extra=_order_extra(intent, status, txid))
-
-    def sync(self) -> list[Fill]:
-        asked = [r for r in self.ledger.unresolved_intents() if r.status in AMBIGUOUS]
-        fills = super().sync()
-        for record in asked:
-            now = self.ledger.intent(record.intent.client_id)
-            status = now.status if now else "?"
-            outcome = {"sent": "found", "not_found": "given up (not on the exchange)"}.get(status, "not found yet")
-            log.info("order %s looked up by cl_ord_id: %s", record.intent.client_id, outcome,
-                     extra={**_order_extra(record.intent, status, now.txid if now else None), "event": "lookup"})
-        for fill in fills:
-            log_fill(fill, "live", log)
-        return fills
+LOOKUP_OUTCOMES = {
+    "found": "found on the exchange by its cl_ord_id and not resent",
+    "not_found": "not on the exchange after repeated lookups: given up (a late fill would still be adopted)",
+    "late_order_adopted": "turned up after it was given up on: adopted with its fills",
+}
 
 
-def _order_extra(intent: OrderIntent, status: str, txid: str | None) -> dict[str, Any]:
-    return {"event": "order", "mode": "live", "cl_ord_id": intent.client_id, "pair": intent.pair,
-            "side": intent.side.value, "qty": intent.quantity, "status": status, "txid": txid}
+def _lookup_alert(session: LiveSession) -> Callable[[OrderIntent, str, str | None], None]:
+    """A warning for each order whose AddOrder answer was lost (timeout, 5xx, garbled), saying how the lookup
+    by cl_ord_id settled it: a person sees every moment the trader did not know what it had sent."""
+    def send(intent: OrderIntent, outcome: str, txid: str | None) -> None:
+        _alert(session, "order_answer_lost", "warning", f"order {intent.client_id}: answer lost, {outcome}",
+               f"{intent.side.value} {intent.quantity:.8f} {intent.pair}: {LOOKUP_OUTCOMES.get(outcome, outcome)}"
+               f"{f' (txid {txid})' if txid else ''}.")
+    return send
 
 
 def _halt_notice(then: Callable[[str], None] | None) -> Callable[[str], None]:

@@ -150,3 +150,20 @@ def test_stale_data_alerts_once_per_streak_and_a_reload_is_an_info(  # type: ign
     assert len(stale) == 2 and all(a["type"] == "warning" for a in stale)
     (reload,) = receiver.titled("model v1 → v2")
     assert reload["type"] == "info" and session.model_version == 2
+
+
+def test_a_lost_addorder_answer_alerts_how_the_lookup_settled_it(  # type: ignore[no-untyped-def]
+        settings: Settings, emulator, kraken_client, receiver) -> None:
+    always_long = PARAMS.trade.model_copy(update={"enter_threshold": 0.0, "exit_threshold": -1.0})
+    session = open_session(params().model_copy(update={"trade": always_long}), settings, kraken_client,
+                           alerter=Alerter([receiver.url]))
+    emulator.add_fault(Fault("AddOrder", "drop_response"))  # the order is placed; its answer never comes
+    trade(session, emulator, 4)
+    (alert,) = receiver.titled("answer lost")
+    client_id = alert["title"].split("order ")[1].split(":")[0]
+    record = session.broker.ledger.intent(client_id)
+    assert record is not None and record.status in ("sent", "filled")
+    assert alert["type"] == "warning" and "found on the exchange by its cl_ord_id and not resent" in alert["message"]
+    assert record.txid and record.txid in alert["message"]
+    sent = [o for o in emulator.venue.orders.values() if o.cl_ord_id == record.intent.client_id]
+    assert len(sent) == 1  # looked up, never resent

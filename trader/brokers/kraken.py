@@ -9,6 +9,9 @@ intent given up on is adopted, never ignored.
 The exchange is asked at most once per poll (`sync`), never per candle, so a backlog or a warm-up cannot
 spiral into rate limits. Cash is the exchange's balance with every recorded fill applied at the moment it
 is recorded, so cash and positions agree whichever call fails next.
+
+It logs one INFO line per decision that acts, order sent, order looked up and fill (fields in `extra` for
+JSON logs), and tells `on_lookup` (e.g. the trader's alerts) how each order whose answer was lost ended.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 from core.types import Candle, Fill, OrderIntent, Side
 from market import errors
 from market.kraken import ExchangeOrder, ExchangeTrade, KrakenClient
+from trader.brokers.events import log_fill, log_order_decision
 from trader.ledger import IntentRecord, Ledger
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ AMBIGUOUS = ("unknown", "new")
 """`new` seen by sync means a process died between committing the intent and hearing back from AddOrder."""
 LATE_FILL_WATCH_S = 86_400.0
 """How long an intent given up on (`not_found`) is still watched for a late fill."""
+
+LookupHook = Callable[[OrderIntent, str, "str | None"], None]
+"""Called with (intent, outcome, txid) when an order whose answer was lost is settled by lookup: outcome
+`found` (on the exchange by its cl_ord_id, not resent), `not_found` (given up) or `late_order_adopted`."""
 
 
 @dataclass
@@ -47,8 +55,9 @@ class LookupPolicy:
 class KrakenBroker:
     def __init__(self, client: KrakenClient, ledger: Ledger, model_version: int | None,
                  quote_asset: str = "USD", lookup: LookupPolicy | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, on_lookup: LookupHook | None = None) -> None:
         self.client, self.ledger, self.model_version = client, ledger, model_version
+        self.on_lookup = on_lookup
         self.quote_asset = quote_asset
         self.lookup = lookup or LookupPolicy()
         self.wall = wall
@@ -98,6 +107,7 @@ class KrakenBroker:
         """Commit intent (+ its decision), send AddOrder once, record what the answer proves. Never raises
         for an exchange error: whatever happens, the intent and its decision are in the ledger."""
         self.ledger.record_intent(intent, self.model_version, decision)  # durable before the network sees it
+        log_order_decision(decision, intent, self.model_version, "live", log)
         try:
             txid = self.client.place_market_order(intent.pair, intent.side, intent.quantity, intent.client_id)
         except errors.InsufficientFunds as err:
@@ -111,14 +121,18 @@ class KrakenBroker:
         except Exception as err:  # OrderOutcomeUnknown, or anything unforeseen: the order may exist
             self.ledger.mark(intent.client_id, "unknown")
             self.ledger.audit("ambiguous_send", {"client_id": intent.client_id, "error": str(err)})
-            log.warning("order %s: outcome unknown (%s); will look it up by cl_ord_id", intent.client_id, err)
+            log.warning("order %s: outcome unknown (%s); will look it up by cl_ord_id", intent.client_id, err,
+                        extra=_order_extra(intent, "unknown", None))
             return
         self.ledger.mark(intent.client_id, "sent", txid=txid)
+        log.info("order %s sent: %s %s %.8f txid %s", intent.client_id, intent.side.value, intent.pair,
+                 intent.quantity, txid, extra=_order_extra(intent, "sent", txid))
 
     def _refused(self, intent: OrderIntent, err: Exception) -> None:
         self.ledger.mark(intent.client_id, "rejected")
         self.ledger.audit("rejected", {"client_id": intent.client_id, "error": str(err)})
-        log.warning("order %s refused by the exchange: %s", intent.client_id, err)
+        log.warning("order %s refused by the exchange: %s", intent.client_id, err,
+                    extra=_order_extra(intent, "rejected", None))
 
     def on_candle(self, pair: str, candle: Candle) -> list[Fill]:
         """Live fills are read once per poll by `sync`, never per candle."""
@@ -139,6 +153,8 @@ class KrakenBroker:
                 elif record.status == "not_found" and order is not None:
                     self._adopt_late_order(record, order)
             new = self._record_fills(orders)
+        for fill in new:
+            log_fill(fill, "live", log)
         if self._cash_stale:  # also true until the first Balance answer
             self.refresh_cash()
         return new
@@ -153,6 +169,9 @@ class KrakenBroker:
             self.ledger.mark(client_id, "sent", txid=order.txid)
             self.ledger.audit("lookup_found", {"client_id": client_id, "txid": order.txid, "status": order.status})
             self._lookups.pop(client_id, None)
+            log.info("order %s looked up by cl_ord_id: found (txid %s), not resent", client_id, order.txid,
+                     extra={**_order_extra(record.intent, "sent", order.txid), "event": "lookup"})
+            self._looked_up(record.intent, "found", order.txid)
             return
         seen = self._lookups[client_id] = self._lookups.get(client_id, 0) + 1
         age = self.wall() - record.created_unix
@@ -161,7 +180,17 @@ class KrakenBroker:
             self.ledger.audit("lookup_not_found", {"client_id": client_id, "lookups": seen, "age_s": round(age, 1)})
             self._lookups.pop(client_id, None)
             log.warning("order %s: not on the exchange after %s lookups over %.0f s; given up (a late fill "
-                        "would still be adopted)", client_id, seen, age)
+                        "would still be adopted)", client_id, seen, age,
+                        extra={**_order_extra(record.intent, "not_found", None), "event": "lookup"})
+            self._looked_up(record.intent, "not_found", None)
+
+    def _looked_up(self, intent: OrderIntent, outcome: str, txid: str | None) -> None:
+        """Tell `on_lookup`; its failure must never undo what the ledger already holds."""
+        if self.on_lookup is not None:
+            try:
+                self.on_lookup(intent, outcome, txid)
+            except Exception:  # an alert that cannot go out is logged by its sender; trading goes on
+                log.exception("lookup hook failed for order %s", intent.client_id)
 
     def _adopt_late_order(self, record: IntentRecord, order: ExchangeOrder) -> None:
         """An order given up on exists after all: it is ours (its intent is in the ledger), so its fills
@@ -169,7 +198,9 @@ class KrakenBroker:
         self.ledger.mark(record.intent.client_id, "sent", txid=order.txid)
         self.ledger.audit("late_order_adopted", {"client_id": record.intent.client_id, "txid": order.txid,
                                                  "status": order.status, "filled": order.filled})
-        log.error("order %s turned up after it was given up on: adopted with its fills", record.intent.client_id)
+        log.error("order %s turned up after it was given up on: adopted with its fills", record.intent.client_id,
+                  extra={**_order_extra(record.intent, "sent", order.txid), "event": "lookup"})
+        self._looked_up(record.intent, "late_order_adopted", order.txid)
 
     def _record_fills(self, orders: dict[str, ExchangeOrder]) -> list[Fill]:
         by_txid = {r.txid: r for r in self.ledger.unresolved_intents() if _valid_txid(r.txid)}
@@ -194,6 +225,11 @@ class KrakenBroker:
                 continue
             self.ledger.mark(record.intent.client_id, "filled" if order.filled > 0 else "cancelled", txid=txid)
         return new
+
+
+def _order_extra(intent: OrderIntent, status: str, txid: str | None) -> dict[str, object]:
+    return {"event": "order", "mode": "live", "cl_ord_id": intent.client_id, "pair": intent.pair,
+            "side": intent.side.value, "qty": intent.quantity, "status": status, "txid": txid}
 
 
 def _valid_txid(txid: str | None) -> bool:

@@ -13,7 +13,6 @@ the live ledger as the Kraken broker does.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from market.fills import (  # re-exported: backtest, tests and bench import them
     thirty_day_volume,
     work,
 )
+from trader.brokers.events import log_fill, log_order_decision
 
 if TYPE_CHECKING:
     from trader.ledger import Ledger  # only a type: a backtest never loads SQLAlchemy
@@ -231,22 +231,3 @@ class PaperBroker:
 
 def paper_txid(client_id: str) -> str:
     return f"paper-{client_id}"
-
-
-def log_order_decision(decision: Any, intent: OrderIntent, model_version: int | None, mode: str,
-                       logger: logging.Logger) -> None:
-    """One INFO line per decision that acts (buy/sell), with the order it makes (paper and live alike)."""
-    prob = getattr(decision, "prob", math.nan)
-    logger.info("%s %s p=%.3f qty=%.8f", intent.side.value, intent.pair, prob, intent.quantity,
-                extra={"event": "decision", "mode": mode, "pair": intent.pair, "side": intent.side.value,
-                       "prob": None if math.isnan(prob) else prob, "qty": intent.quantity,
-                       "candle_ts": getattr(decision, "ts", None), "cl_ord_id": intent.client_id,
-                       "model_version": model_version, "reason": intent.reason})
-
-
-def log_fill(fill: Fill, mode: str, logger: logging.Logger) -> None:
-    """One INFO line per fill recorded in the ledger (paper and live alike)."""
-    logger.info("fill %s: %s %.8f %s @ %.8f, fee %.6f", fill.client_id, fill.side.value, fill.quantity, fill.pair,
-                fill.price, fill.fee, extra={"event": "fill", "mode": mode, "cl_ord_id": fill.client_id,
-                                             "pair": fill.pair, "side": fill.side.value, "qty": fill.quantity,
-                                             "price": fill.price, "fee": fill.fee, "fill_ts": fill.ts})
