@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(or $(KRAKENFLOW_STATE_DIR),$(CURDIR)/.krakenflow)/prefect
 export MPLBACKEND := Agg
 
-.PHONY: demo test install lint typecheck contracts pytest bench reliability clean-state
+.PHONY: demo test install lint typecheck contracts pytest bench reliability autopilot clean-state
 
 ## install: create the virtualenv once and reinstall only when pyproject.toml or requirements.lock change
 install: $(STAMP)
@@ -50,6 +50,13 @@ bench: $(STAMP)
 ## reliability: the crash-only test with 40 SIGKILLs instead of 5 (minutes, not part of `make test`)
 reliability: $(STAMP)
 	KRAKENFLOW_CRASH_KILLS=40 $(BIN)/python -m pytest -q tests/e2e/test_crash_recovery.py
+
+## autopilot: the unattended stack (Prefect server + worker + live trader on the emulator) for 180 simulated
+## days with faults on the way; the timeline goes to AUTOPILOT.md (make test runs the same for 30 days)
+AUTOPILOT_DAYS ?= 180
+autopilot: $(STAMP)
+	KRAKENFLOW_AUTOPILOT_DAYS=$(AUTOPILOT_DAYS) KRAKENFLOW_AUTOPILOT_SECONDS_PER_CANDLE=0.15 \
+	  KRAKENFLOW_AUTOPILOT_TIMELINE=$(CURDIR)/AUTOPILOT.md $(BIN)/python -m pytest -q -rs tests/e2e/test_autopilot.py
 
 clean-state:
 	rm -rf .krakenflow data/raw data/validated data/features data/models data/reports

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from core.params import load_params
 from core.settings import Settings
 from flows.alerts import HOOKS
-from flows.pipeline import ab_promote_flow, retrain_flow
+from flows.pipeline import retrain_flow
 from flows.project import data_paths, locate
 from pipeline.drift import check_drift
 
@@ -36,6 +36,6 @@ def drift_flow(params_file: str | None = None, data_dir: str | None = None, retr
     result: dict[str, Any] = {"drift": verdict, "action": action}
     if drifted and retrain_on_drift:
         retrain_file = locate(retrain_params_file, data_dir, home).params_file if retrain_params_file else params_file
-        result["retrain"] = retrain_flow(retrain_file, data_dir, home)
-        result["promotion"] = ab_promote_flow(retrain_file, data_dir, home)
+        result["retrain"] = retrain_flow(retrain_file, data_dir, home, promote=True)
+        result["promotion"] = result["retrain"]["promotion"]
     return result

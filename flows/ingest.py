@@ -20,7 +20,8 @@ from prefect.cache_policies import INPUTS
 from core.params import load_params
 from core.settings import Settings
 from core.timeframe import to_ms
-from flows.project import data_paths, locate
+from flows.alerts import HOOKS
+from flows.project import BY_MODULE, data_paths, locate
 from market.backfill import parse_since
 from market.errors import ExchangeUnavailable, RateLimited
 from market.kraken import public_client
@@ -78,7 +79,7 @@ def ingest_markdown(reports: list[dict[str, Any]], kraken_url: str) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|\n" + rows + "\n" + details + "\n")
 
 
-@flow(name="krakenflow-ingest", log_prints=True)
+@flow(name="krakenflow-ingest", log_prints=True, **HOOKS)
 def ingest_flow(params_file: str | None = None, data_dir: str | None = None, pairs: list[str] | None = None,
                 timeframes: list[str] | None = None, since: str | None = None,
                 kraken_url: str | None = None, home: str | None = None) -> list[dict[str, Any]]:
@@ -111,5 +112,5 @@ def ingest_deployments(params_file: str | None = None, data_dir: str | None = No
         deployments.append(ingest_flow.to_deployment(
             name=f"ingest-{tf}", cron=when.cron, interval=when.interval, tags=["krakenflow", "ingest"],
             parameters={**project._asdict(), "timeframes": [tf]},
-            description=f"Ingest {tf} Kraken candles into the store ({when})"))
+            description=f"Ingest {tf} Kraken candles into the store ({when})", entrypoint_type=BY_MODULE))
     return deployments

@@ -1,6 +1,6 @@
 """Training and promotion as Prefect flows. Thin: each task calls one pipeline function.
 
-- `retrain_flow`: prepare → featurize → train → evaluate → register (alias @challenger)
+- `retrain_flow`: prepare → featurize → train → evaluate → register (alias @challenger) [→ A/B]
 - `ab_promote_flow`: champion vs challenger shadow run on the same unseen candles → paired test → aliases
 - `pipeline_flow`: both, as subflows (what `krakenflow flow run` and the demo run)
 
@@ -75,7 +75,9 @@ def validate_flow(params_file: str | None = None, data_dir: str | None = None,
 
 @flow(name="krakenflow-retrain", log_prints=True, **HOOKS, flow_run_name="retrain-{data_dir}")
 def retrain_flow(params_file: str | None = None, data_dir: str | None = None,
-                 home: str | None = None) -> dict[str, Any]:
+                 home: str | None = None, promote: bool = False) -> dict[str, Any]:
+    """Train on the store's candles → @challenger; with `promote` (the scheduled retrain) the A/B against
+    @champion follows as a subflow, so a retrain reaches the trader without a person."""
     project = locate(params_file, data_dir, home)
     prepared = prepare_task(*project)
     featurize_task(*project)
@@ -83,7 +85,10 @@ def retrain_flow(params_file: str | None = None, data_dir: str | None = None,
     metrics = evaluate_task(*project)
     version = register_task(*project)
     create_markdown_artifact(_pipeline_markdown(prepared, metrics), key="krakenflow-retrain")
-    return {"prepared": prepared, "train": train_metrics, "metrics": metrics, "version": version}
+    trained = {"prepared": prepared, "train": train_metrics, "metrics": metrics, "version": version}
+    if promote:
+        trained["promotion"] = ab_promote_flow(*project)
+    return trained
 
 
 @flow(name="krakenflow-ab-promote", log_prints=True, **HOOKS)

@@ -6,8 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from prefect.types.entrypoint import EntrypointType
+
 from core.settings import Settings
 from pipeline.paths import DataPaths
+
+BY_MODULE = EntrypointType.MODULE_PATH
+"""Deployments name their flow by module (`flows.ingest.ingest_flow`), never by file: Prefect runs a file
+entrypoint with its folder first on sys.path, where flows/pipeline.py hides the `pipeline` package (every
+scheduled ingest crashed on the circular import that made)."""
 
 
 class FlowProject(NamedTuple):

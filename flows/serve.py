@@ -21,16 +21,25 @@ from core.params import load_params
 from flows.drift import drift_flow
 from flows.ingest import ingest_deployments  # ingest-5m, ingest-1h
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
-from flows.project import locate
+from flows.project import BY_MODULE, locate
 
 FLOWS: dict[str, Any] = {
     "validate-hourly": validate_flow,     # quality gate over the candle files
     "drift-hourly": drift_flow,           # Evidently check; on drift: retrain → A/B
-    "retrain-weekly": retrain_flow,       # → @challenger
+    "retrain-weekly": retrain_flow,       # → @challenger → A/B
     "ab-promote-daily": ab_promote_flow,  # shadow A/B of @challenger vs @champion
     "pipeline-manual": pipeline_flow,     # the whole pipeline
 }
 """Deployment name → flow; when each runs is params.yaml `schedules:` (core.params.SchedulesParams)."""
+EXTRA_PARAMETERS: dict[str, dict[str, Any]] = {"retrain-weekly": {"promote": True}}
+"""A scheduled retrain goes on to its A/B (by hand, `krakenflow retrain --no-promote` stops at @challenger)."""
+
+
+RUN_LIMIT = 1
+"""Flow runs this worker runs at once. The pipeline has one working copy (data/validated, data/features,
+data/models, the reports): a drift-triggered retrain and the weekly one must not write it at the same time,
+and an ingest between two stages would make a model's data hash lie. Ingests are short; a run that waits
+shows as Late, and `krakenflow watch` alerts when one waits too long."""
 
 
 class NoPrefectServer(RuntimeError):
@@ -43,8 +52,9 @@ def build_deployments(params_file: str | None = None, data_dir: str | None = Non
     schedules = load_params(project.params_file).schedules.by_deployment()
     return [
         flow.to_deployment(name=name, cron=schedules[name].cron, interval=schedules[name].interval,
-                           parameters=project._asdict(), tags=["krakenflow"],
-                           description=f"{(flow.__doc__ or flow.name).strip().splitlines()[0]} ({schedules[name]})")
+                           parameters={**project._asdict(), **EXTRA_PARAMETERS.get(name, {})}, tags=["krakenflow"],
+                           description=f"{(flow.__doc__ or flow.name).strip().splitlines()[0]} ({schedules[name]})",
+                           entrypoint_type=BY_MODULE)
         for name, flow in FLOWS.items()
     ]
 
@@ -69,10 +79,11 @@ def server_api_url() -> str:
 
 def serve_all(params_file: str | None = None, data_dir: str | None = None, home: str | None = None) -> None:
     """Register every deployment on the server and run its scheduled runs until Ctrl-C; the schedules stay
-    active afterwards (pause_on_shutdown off), so the server keeps them (as Late runs) for the next worker."""
+    active afterwards (pause_on_shutdown off), so the server keeps them (as Late runs) for the next worker.
+    One run at a time (RUN_LIMIT): runs due meanwhile wait their turn."""
     server_api_url()
     serve(*build_deployments(params_file, data_dir, home), *ingest_deployments(params_file, data_dir, home),
-          pause_on_shutdown=False)
+          pause_on_shutdown=False, limit=RUN_LIMIT)
 
 
 def server_environment(prefect_home: Path) -> dict[str, str]:

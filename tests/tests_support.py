@@ -20,6 +20,7 @@ class AlertReceiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RecordAlert)
         self.bodies: list[dict[str, Any]] = []
+        self.times: list[float] = []  # when each body arrived (epoch seconds), same order
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -54,7 +55,9 @@ class _RecordAlert(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
-        self.server.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.times.append(time.time())
+        self.server.bodies.append(body)
         self.send_response(200)
         self.end_headers()
 

@@ -53,8 +53,11 @@ def test_deployments_register_with_their_schedules(tmp_path: Path) -> None:
     assert stored["drift-hourly"].schedules[0].schedule.cron == "15 * * * *"
     assert stored["validate-hourly"].schedules[0].schedule.cron == "5 * * * *"
     # absolute, under the project home: a worker's current directory never changes what a run reads
+    # and the scheduled retrain goes on to its A/B (`promote`)
     assert stored["retrain-weekly"].parameters == {"params_file": str(ROOT / "params.yaml"),
-                                                   "data_dir": str(tmp_path / "data"), "home": str(tmp_path)}
+                                                   "data_dir": str(tmp_path / "data"), "home": str(tmp_path),
+                                                   "promote": True}
+    assert "promote" not in stored["drift-hourly"].parameters
     # edited params.yaml: an interval, a null (manual only), the rest keep their defaults
     assert edited["drift-hourly"].schedules[0].schedule.interval.total_seconds() == 10
     assert edited["ab-promote-daily"].schedules[0].schedule.interval.total_seconds() == 7 * 86_400

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
+from stack_support import free_port
 from typer.testing import CliRunner
 
 from cli.app import app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_watch_reports_a_server_that_does_not_answer(monkeypatch: Any, alert_receiver: Any) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_free_port()}/api")
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
     done = CliRunner().invoke(app, ["watch", "--every", "0.1", "--max-probes", "3"])
     assert done.exit_code == 0, done.output
     assert done.output.count("server: the Prefect server does not answer") == 3, done.output
@@ -36,8 +30,8 @@ def test_watch_serves_its_gauges(monkeypatch: Any, alert_receiver: Any) -> None:
     import threading
     import time
 
-    port = _free_port()
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_free_port()}/api")
+    port = free_port()
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
     runner = threading.Thread(target=CliRunner().invoke, args=(app, ["watch", "--every", "1", "--max-probes", "4",
                                                                      "--metrics-port", str(port)]), daemon=True)
     runner.start()
