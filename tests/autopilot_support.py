@@ -165,7 +165,6 @@ class Autopilot:
         self._clock_stop = threading.Event()
         self._trader: subprocess.Popen[bytes] | None = None
         self.killed_run: dict[str, Any] | None = None
-        self.shocked = ""
         self._procs: list[subprocess.Popen[bytes]] = []
 
     # --- the project -----------------------------------------------------------------------------
@@ -347,7 +346,6 @@ class Autopilot:
         if value < 0.35 * equity:
             return False
         self.emulator.venue.price_shock(pair, -0.45)
-        self.shocked = pair
         self.note("fault", f"price shock: {pair} −45 % from the next candle (held {value:,.0f} of {equity:,.0f} USD)")
         return True
 
