@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.settings import ProjectNotFound, Settings, nearest_project
+from core.settings import FLOW_HEARTBEAT_S, ProjectNotFound, Settings, nearest_project
 
 
 def prepare_environment() -> None:
@@ -17,6 +17,8 @@ def prepare_environment() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    # one heartbeat period for every flow run we start, so the zombie automation's window fits them all
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(FLOW_HEARTBEAT_S))
 
 
 def use_home(home: Path) -> None:

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KRAKEN_PUBLIC_URL = "https://api.kraken.com"
 PARAMS_NAME = "params.yaml"
+FLOW_HEARTBEAT_S = 60
+"""Seconds between a flow run's heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY for every krakenflow process,
+unless set): the server calls a Running run crashed after three missed ones (flows.zombies). Prefect's own
+default is 180 s; its minimum 30 s."""
 CHECKOUT = Path(__file__).resolve().parents[1]
 """The source checkout this package runs from (an editable install); in site-packages it holds no params.yaml."""
 

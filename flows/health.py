@@ -10,9 +10,10 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import httpx
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from core.alerts import Alert, Alerter, Severity
 
@@ -31,10 +32,21 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class CrashedRun:
+    """A run the server marked Crashed because its heartbeats stopped (flows.zombies)."""
+
+    id: str
+    name: str
+    deployment: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     server_up: bool
     server_error: str = ""
     runs: tuple[RunInfo, ...] = ()
+    zombies: tuple[CrashedRun, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,26 +77,60 @@ def stack_problems(snapshot: Snapshot, now: float, limits: HealthLimits) -> dict
     return problems
 
 
+def zombie_alerts(snapshot: Snapshot, reported: set[str]) -> list[Alert]:
+    """Pure: one critical alert per run the zombie automation crashed and nobody was told of yet (the run's own
+    crash hook died with its process, so this is the only one)."""
+    return [Alert("flow_run_crashed", "critical", f"flow run {run.name} of {run.deployment} crashed: its worker died",
+                  f"{run.message} (flow run {run.id}). The deployment's next run starts clean; if the worker does not "
+                  "come back by itself, start `krakenflow serve` again.", dedupe_key=f"zombie:{run.id}")
+            for run in snapshot.zombies if run.id not in reported]
+
+
 def probe(api_url: str, timeout_s: float = 5.0) -> Snapshot:
-    """Read the Prefect API: /health, then the flow runs that are waiting or running."""
+    """Read the Prefect API: /health, then the flow runs that are waiting or running, and the recent runs the
+    zombie automation crashed."""
     try:
         httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
     except httpx.HTTPError as err:
         return Snapshot(False, f"{type(err).__name__}: {err}")
-    return Snapshot(True, "", tuple(asyncio.run(_open_runs(api_url))))
+    runs, zombies = asyncio.run(_read_runs(api_url))
+    return Snapshot(True, "", tuple(runs), tuple(zombies))
 
 
-async def _open_runs(api_url: str) -> list[RunInfo]:
+ZOMBIE_LOOKBACK = dt.timedelta(hours=6)
+"""Crashed runs older than this are history (a watch started later does not alert them)."""
+
+
+async def _read_runs(api_url: str) -> tuple[list[RunInfo], list[CrashedRun]]:
     from prefect.client.orchestration import PrefectClient
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateName
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterEndTime,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.types import DateTime
+
+    from flows.zombies import CRASH_MESSAGE
 
     wanted = FlowRunFilterState(name=FlowRunFilterStateName(any_=["Scheduled", "Late", "Pending", "Running"]))
+    since = cast(DateTime, dt.datetime.now(dt.UTC) - ZOMBIE_LOOKBACK)
+    crashed = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED])),
+                            end_time=FlowRunFilterEndTime(after_=since))
     async with PrefectClient(api_url) as client:
         runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=wanted), limit=200)
+        ended = await client.read_flow_runs(flow_run_filter=crashed, limit=200)
         names = {d.id: d.name for d in await client.read_deployments()}
-    return [RunInfo(r.name, names.get(r.deployment_id, "-") if r.deployment_id else "-",
-                    (r.state.name if r.state else None) or "?", _epoch(r.expected_start_time), _epoch(r.start_time))
-            for r in runs]
+
+    def deployment(run: Any) -> str:
+        return names.get(run.deployment_id, "-") if run.deployment_id else "-"
+
+    return ([RunInfo(r.name, deployment(r), (r.state.name if r.state else None) or "?",
+                     _epoch(r.expected_start_time), _epoch(r.start_time)) for r in runs],
+            [CrashedRun(str(r.id), r.name, deployment(r), r.state.message or "") for r in ended
+             if r.state is not None and (r.state.message or "").startswith(CRASH_MESSAGE)])
 
 
 def _epoch(when: dt.datetime | None) -> float:
@@ -100,12 +146,15 @@ class Watch:
     limits: HealthLimits = HealthLimits()
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     active: dict[str, str] = field(default_factory=dict)
+    reported_zombies: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.up = Gauge("krakenflow_prefect_server_up", "1 when the Prefect server answers /health",
                         registry=self.registry)
         self.problem_count = Gauge("krakenflow_stack_problems", "open scheduling-side problems, by kind",
                                    ["kind"], registry=self.registry)
+        self.zombies = Counter("krakenflow_zombie_flow_runs", "flow runs crashed because their heartbeats stopped",
+                               registry=self.registry)
         self.healthy = Gauge("krakenflow_stack_healthy", "1 when server, workers and flow runs are fine",
                              registry=self.registry)
 
@@ -113,6 +162,10 @@ class Watch:
         snapshot = probe(self.api_url)
         found = stack_problems(snapshot, now, self.limits)
         self._alert_changes(found)
+        for alert in zombie_alerts(snapshot, self.reported_zombies):
+            self.alerter.send(alert)
+            self.zombies.inc()
+        self.reported_zombies |= {run.id for run in snapshot.zombies}
         self.active = found
         self.up.set(1 if snapshot.server_up else 0)
         for kind in ("server", "worker", "stuck"):

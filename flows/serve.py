@@ -22,6 +22,7 @@ from flows.drift import drift_flow
 from flows.ingest import ingest_deployments  # ingest-5m, ingest-1h
 from flows.pipeline import ab_promote_flow, pipeline_flow, retrain_flow, validate_flow
 from flows.project import BY_MODULE, locate
+from flows.zombies import ensure_zombie_automation, heartbeat_seconds
 
 FLOWS: dict[str, Any] = {
     "validate-hourly": validate_flow,     # quality gate over the candle files
@@ -80,8 +81,10 @@ def server_api_url() -> str:
 def serve_all(params_file: str | None = None, data_dir: str | None = None, home: str | None = None) -> None:
     """Register every deployment on the server and run its scheduled runs until Ctrl-C; the schedules stay
     active afterwards (pause_on_shutdown off), so the server keeps them (as Late runs) for the next worker.
-    One run at a time (RUN_LIMIT): runs due meanwhile wait their turn."""
+    One run at a time (RUN_LIMIT): runs due meanwhile wait their turn. First it makes sure the server marks
+    a run crashed when its heartbeats stop (flows.zombies: a run that died with a previous worker)."""
     server_api_url()
+    ensure_zombie_automation(heartbeat_seconds())
     serve(*build_deployments(params_file, data_dir, home), *ingest_deployments(params_file, data_dir, home),
           pause_on_shutdown=False, limit=RUN_LIMIT)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -202,3 +203,69 @@ def test_watch_alerts_when_the_server_is_down(alert_receiver: Any) -> None:
     assert alert["type"] == "failure" and "krakenflow server" in alert["message"]
     assert watch.registry.get_sample_value("krakenflow_prefect_server_up") == 0
     assert watch.check(time.time()) == found and len(alert_receiver.bodies) == 1  # alerted once, not per probe
+
+
+ZOMBIE_FLOW = """
+import time
+
+from prefect import flow
+
+
+@flow(name="zombie-probe")
+def zombie_probe() -> None:
+    print("running", flush=True)
+    time.sleep(600)
+
+
+zombie_probe()
+"""
+
+
+def test_a_run_that_dies_with_its_worker_is_marked_crashed_and_alerted(stack: Stack, tmp_path: Path,
+                                                                        alert_receiver: Any) -> None:
+    """SIGKILL a flow run's process (and so its worker: nothing is left to report the end). The automation
+    `krakenflow serve` keeps on the server marks the run Crashed once its heartbeats stop, and
+    `krakenflow watch` alerts it (the run's own crash hook died with it)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from core.alerts import Alerter
+    from flows.health import Watch
+    from flows.zombies import CRASH_MESSAGE, MISSED_BEATS, ensure_zombie_automation
+
+    heartbeat_s = 30  # Prefect's minimum
+    with temporary_settings({PREFECT_API_URL: stack.url}):
+        ensure_zombie_automation(heartbeat_s)
+        ensure_zombie_automation(heartbeat_s)  # a restarted worker replaces it, never adds a second
+    found = httpx.post(f"{stack.url}/automations/filter", json={}, timeout=10).json()
+    assert [a["trigger"]["within"] for a in found] == [MISSED_BEATS * heartbeat_s], found
+    log = tmp_path / "flow.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", ZOMBIE_FLOW], stdout=out, stderr=subprocess.STDOUT,
+                                   env=stack.env | {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_s)},
+                                   start_new_session=True)
+    try:
+        run = _wait_for_run("zombie-probe", "RUNNING", stack, 60, log)
+        time.sleep(5)  # its first heartbeat event reaches the server
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # no crash hook, no final state: as if the machine went down
+        process.wait(timeout=10)
+    crashed = _wait_for_run("zombie-probe", "CRASHED", stack, MISSED_BEATS * heartbeat_s + 90, log)
+    assert crashed["id"] == run["id"] and crashed["state"]["message"].startswith(CRASH_MESSAGE), crashed["state"]
+    watch = Watch(stack.url, Alerter([alert_receiver.url]))
+    watch.check(time.time())
+    alert = alert_receiver.wait_for("crashed: its worker died")
+    assert run["id"] in alert["message"] and alert["type"] == "failure", alert
+    watch.check(time.time())
+    assert len([b for b in alert_receiver.bodies if "crashed" in b["title"]]) == 1  # once, not per probe
+    assert watch.registry.get_sample_value("krakenflow_zombie_flow_runs_total") == 1
+
+
+def _wait_for_run(flow: str, state: str, stack: Stack, wait_s: float, log: Path) -> dict[str, Any]:
+    body = {"flows": {"name": {"any_": [flow]}}, "flow_runs": {"state": {"type": {"any_": [state]}}}}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        runs = httpx.post(f"{stack.url}/flow_runs/filter", json=body, timeout=10).json()
+        if runs:
+            return runs[0]
+        time.sleep(1)
+    raise AssertionError(f"no {state} run of {flow} within {wait_s:.0f} s:\n{log.read_text()[-3000:]}")
