@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(or $(KRAKENFLOW_STATE_DIR),$(CURDIR)/.krakenflow)/prefect
 export MPLBACKEND := Agg
 
-.PHONY: demo test install lint typecheck contracts pytest bench reliability autopilot clean-state
+.PHONY: demo test install chromium lint typecheck contracts pytest bench reliability autopilot clean-state
 
 ## install: create the virtualenv once and reinstall only when pyproject.toml or requirements.lock change
 install: $(STAMP)
@@ -25,7 +25,15 @@ demo: $(STAMP)
 	$(BIN)/krakenflow demo
 
 ## test: lint, types, import contracts, then the offline pytest suite (pytest exit 5 = failure)
-test: $(STAMP) lint typecheck contracts pytest
+test: $(STAMP) chromium lint typecheck contracts pytest
+
+## chromium: Debian's chromium for the browser tests (Playwright drives it), installed with apt once where we
+## may (root); elsewhere the browser tests skip and say why
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "note: chromium is not installed and could not be (apt as root): the browser tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

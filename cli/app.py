@@ -326,8 +326,9 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
                   f"{session.model_name} v{session.model_version}; ledger {safe_url(settings.ledger_uri)}")
     try:
         if status_port:
-            serve_status(session, "127.0.0.1", status_port)
-            console.print(f"dashboard http://127.0.0.1:{status_port}/ (also /status, /metrics, /healthz)")
+            serve_status(session, "127.0.0.1", status_port,
+                         make=lambda snap: _console_app(params, settings, snap, f"krakenflow {session.mode} trader"))
+            console.print(f"console http://127.0.0.1:{status_port}/ (API /api/v1, /status, /metrics, /healthz)")
         run(session, poll_seconds, max_polls, adopt_exchange_positions=adopt)
     except StatusPortError as err:
         console.print(f"[red]error:[/red] {err}")
@@ -564,34 +565,62 @@ def import_(
     run_import(console, load_params_or_exit(params_file), _paths(), file, pair, timeframe)
 
 
-@app.command()
-def dashboard(
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("console")
+def console_command(
     ledger: Annotated[str | None, typer.Option(help="ledger URL (sqlite:///… or postgresql://…) or a SQLite "
                                                "file; default: KRAKENFLOW_LEDGER_URL or <state>/ledger.db")] = None,
-    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8050,
+    host: Annotated[str, typer.Option(help="interface to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port")] = 8050,
     params_file: ParamsOpt = None,
 ) -> None:
-    """Serve a trader's ledger: decisions with the model version that took them, fills, positions, audit
-    trail; plus /status (JSON) and /metrics (Prometheus). Read-only."""
+    """The operator console over a ledger, the MLflow registry and the Prefect API: pages, the REST API at
+    /api/v1 (OpenAPI at /docs) and its control calls (bearer token KRAKENFLOW_CONSOLE_TOKEN)."""
     import uvicorn
 
     from core.settings import Settings
-    from trader.api import make_app
-    from trader.ledger import Ledger
-    from trader.status import snapshot
 
     params = load_params_or_exit(params_file)
-    url = ledger or Settings().ledger_uri
+    settings = Settings()
+    url = ledger or settings.ledger_uri
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         console.print(f"[red]error:[/red] no ledger at {url}: run a trader first (e.g. `make demo`) or pass --ledger")
         raise typer.Exit(2)
-    book = Ledger(url)
-    console.print(f"dashboard of {url} on http://{host}:{port}/ (also /status, /metrics); Ctrl-C stops it")
-    uvicorn.run(make_app(lambda: snapshot(book, params.pairs), "krakenflow ledger"), host=host, port=port,
-                log_level="warning")
+    _warn_exposed(host, settings)
+    app_ = _console_app(params, settings.model_copy(update={"ledger_url": url}))
+    console.print(f"console http://{host}:{port}/ (API /api/v1, docs /docs); Ctrl-C stops it", highlight=False)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _console_app(params: Any, settings: Any, live: Any = None, title: str = "krakenflow console") -> Any:
+    from console.app import make_console
+    from console.sources import Sources
+
+    token = settings.console_token.get_secret_value() if settings.console_token else None
+    prefect_api = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url or ""
+    return make_console(Sources(params, settings, settings.data_dir, prefect_api, live), token, title)
+
+
+def _warn_exposed(host: str, settings: Any) -> None:
+    if host not in LOOPBACK:
+        note = ("control calls need its bearer token" if settings.console_token else
+                "no KRAKENFLOW_CONSOLE_TOKEN is set: anyone who reaches it can read everything (control stays off)")
+        console.print(f"[yellow]warning:[/yellow] the console listens on {host}, beyond this machine: {note}")
+
+
+@app.command(hidden=True)
+def dashboard(
+    ledger: Annotated[str | None, typer.Option(help="ledger URL or a SQLite file")] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8050,
+    params_file: ParamsOpt = None,
+) -> None:
+    """The old name of `krakenflow console`."""
+    console_command(ledger, host, port, params_file)
 
 
 @app.command()

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     mlflow_registry_uri: str | None = None
     prefect_api_url: str | None = None
     ledger_url: str | None = None
+    console_token: SecretStr | None = None
+    """Bearer token of the console's control API (KRAKENFLOW_CONSOLE_TOKEN); none: every control call is
+    refused (reading needs no token)."""
     alert_urls: Annotated[list[str], NoDecode] = []
     """Apprise URLs for alerts (KRAKENFLOW_ALERT_URLS, space- or comma-separated; a comma splits only before
     the next `scheme://`, so `mailto://…?to=a@x.org,b@x.org` stays one URL); none: alerts are only logged."""

@@ -359,3 +359,25 @@ def run_artifacts(run_id: str, folder: str | None = None) -> list[str]:
 def log_run_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
     """Attach a file (e.g. a drift report) to an existing run."""
     MlflowClient().log_artifact(run_id, str(path), folder)
+
+
+def versions(name: str) -> list[dict[str, Any]]:
+    """Every registered version of `name`, newest first: aliases, tags (lineage: git sha, data hash, spec hash)
+    and the metrics of the run that made it (for the console's Models page)."""
+    client = MlflowClient()
+    aliases: dict[str, list[str]] = {}
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        return []
+    for alias, version in (registered.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    found = client.search_model_versions(f"name = '{name}'")
+    out = []
+    for mv in sorted(found, key=lambda v: int(v.version), reverse=True):
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        out.append({"version": int(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
+                    "run_id": mv.run_id, "created_ms": mv.creation_timestamp, "tags": dict(mv.tags or {}),
+                    "metrics": dict(run.data.metrics) if run else {},
+                    "experiment_id": run.info.experiment_id if run else None})
+    return out

@@ -3,6 +3,10 @@ the model's own features and its prediction. The HTML report goes to data/report
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -29,6 +33,20 @@ def _feature_frame(frame: pd.DataFrame, loaded: registry.LoadedModel) -> pd.Data
     return out
 
 
+def _keep_history(paths: DataPaths, decision: DriftDecision, version: int, html: Path) -> None:
+    """Every check, not just the last one: its report copied under reports/drift/ and a line in
+    reports/drift/history.jsonl (the console's drift-over-time chart)."""
+    folder = paths.reports / "drift"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = pd.Timestamp.now(tz="UTC")
+    kept = folder / f"drift-{stamp:%Y%m%dT%H%M%S}-v{version}.html"
+    shutil.copyfile(html, kept)
+    line = {"at": stamp.isoformat(), "model_version": version, "share": decision.share,
+            "drifted": decision.drifted, "reason": decision.reason, "report": kept.name}
+    with (folder / "history.jsonl").open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
 def check_drift(params: Params, paths: DataPaths, settings: Settings) -> DriftDecision:
     registry.configure(settings.tracking_uri, settings.mlflow_registry_uri)
     loaded = registry.load_model(params.registry.model_name, "champion")
@@ -42,6 +60,7 @@ def check_drift(params: Params, paths: DataPaths, settings: Settings) -> DriftDe
     html = paths.reports / "drift.html"
     decision = run_drift_report(pd.concat(reference), pd.concat(current), columns, params.drift, html)
     registry.log_run_artifact(loaded.run_id, html, "drift")
+    _keep_history(paths, decision, loaded.version, html)
     registry.tag_version(params.registry.model_name, loaded.version,
                          {"drift_verdict": "drift" if decision.drifted else "no_drift",
                           "drift_share": f"{decision.share:.3f}"})

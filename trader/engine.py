@@ -91,6 +91,10 @@ class Engine:
     halted: str = ""
     """Non-empty: why trading is halted (e.g. the ledger disagrees with the exchange); no orders at all,
     except the flatten sells of a loss-limit halt (`risk_halt`)."""
+    paused: str = ""
+    """Non-empty: why an operator halted trading (trader.controls): no orders, but a loss-limit flatten sells."""
+    no_buys: str = ""
+    """Non-empty: why an operator stopped buying; sells go on."""
     risk_halt: str = ""
     """Non-empty: why a loss limit (kill switch, daily loss) halted trading. A restart keeps it (risk_memory);
     the kill switch's is cleared only by `trader.ledger.resume_trading`, the daily loss limit's also by the
@@ -233,6 +237,8 @@ class Engine:
             return Decision(candle.ts, pair, math.nan, "stand_aside", why_not)
         if self.halted:
             return Decision(candle.ts, pair, prob, "stand_aside", self._halted_reason(pair))
+        if self.paused:
+            return Decision(candle.ts, pair, prob, "stand_aside", f"halted: {self.paused}")
         stale = self._stale(candle)
         if stale:
             return Decision(candle.ts, pair, prob, "stand_aside", stale)
@@ -243,6 +249,8 @@ class Engine:
         wants = self.strategy.wants_long(prob, is_long)
         if wants == is_long:
             return Decision(candle.ts, pair, prob, "hold")
+        if wants and self.no_buys:
+            return Decision(candle.ts, pair, prob, "blocked", self.no_buys)
         if wants:
             qty = self.strategy.position_fraction * self.equity() / candle.close
             refused = self._risk_refusal(pair, candle, qty * candle.close)
@@ -251,6 +259,15 @@ class Engine:
             return self._submit(Decision(candle.ts, pair, prob, "buy"), Side.BUY, qty, self._now(candle))
         return self._submit(Decision(candle.ts, pair, prob, "sell"), Side.SELL, broker.position(pair),
                             self._now(candle))
+
+    def flatten_now(self, pair: str, ts: int, reason: str) -> Decision | None:
+        """An operator's flatten: sell the whole position at market now (None: nothing to sell, or an order of
+        the pair is pending). Decided on candle `ts`, the pair's newest."""
+        qty = self.broker.position(pair)
+        if qty <= 0 or self.broker.has_pending(pair):
+            return None
+        now_ms = self.clock() if self.clock else ts + self.candle_ms
+        return self._submit(Decision(ts, pair, math.nan, "sell", reason), Side.SELL, qty, now_ms, reason)
 
     def _halted_reason(self, pair: str) -> str:
         if self._flattening() and self._flatten_tries.get(pair, 0) >= FLATTEN_ATTEMPTS \

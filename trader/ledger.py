@@ -18,11 +18,24 @@ from typing import TYPE_CHECKING, Any, Literal
 from alembic import command
 from alembic.config import Config
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, case, create_engine, event, func, insert, make_url, select, text, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, make_url, select, text, update
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from core.types import Fill, OrderIntent, Side
-from trader.ledger_schema import adjustments, audit, balances, counters, decisions, fills, intents, risk_state
+from trader.controls import Command, OperatorState
+from trader.ledger_schema import (
+    adjustments,
+    audit,
+    balances,
+    commands,
+    counters,
+    decisions,
+    equity,
+    fills,
+    intents,
+    operator_state,
+    risk_state,
+)
 from trader.risk import RiskState
 
 if TYPE_CHECKING:
@@ -249,6 +262,50 @@ class Ledger:
             rows = conn.execute(select(decisions).order_by(decisions.c.id.desc()).limit(limit)).mappings().all()
         return [{k: r[k] for k in ("ts", "pair", "prob", "action", "reason", "model_version")} for r in rows]
 
+    def decisions_page(self, offset: int, limit: int, pair: str | None = None, action: str | None = None,
+                       exclude_actions: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
+        """Newest first, filtered (console paging): the page's rows and how many rows match in all."""
+        where = []
+        if pair:
+            where.append(decisions.c.pair == pair)
+        if action:
+            where.append(decisions.c.action == action)
+        if exclude_actions:
+            where.append(decisions.c.action.not_in(exclude_actions))
+        with self.engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(decisions).where(*where)).scalar() or 0)
+            rows = conn.execute(select(decisions).where(*where).order_by(decisions.c.id.desc())
+                                .offset(offset).limit(limit)).mappings().all()
+        return [{k: r[k] for k in ("id", "ts", "pair", "prob", "action", "reason", "model_version")}
+                for r in rows], total
+
+    def rows_after(self, table: str, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
+        """Rows of decisions, fills or audit with an id above `after_id`, oldest first (the console's
+        stream)."""
+        source = {"decisions": decisions, "fills": fills, "audit": audit}[table]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source).where(source.c.id > after_id).order_by(source.c.id)
+                                .limit(limit)).mappings().all()
+        out = [dict(r) for r in rows]
+        for row in out:
+            if "at" in row and row["at"] is not None:
+                row["at"] = row["at"].isoformat()
+            if table == "audit":
+                row["detail"] = json.loads(row["detail"])
+        return out
+
+    def last_id(self, table: str) -> int:
+        source = {"decisions": decisions, "fills": fills, "audit": audit}[table]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(source.c.id))).scalar() or 0)
+
+    def audit_rows(self, kinds: tuple[str, ...], limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` audit rows of these kinds, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit).where(audit.c.kind.in_(kinds)).order_by(audit.c.id.desc())
+                                .limit(limit)).all()
+        return [{"id": r.id, "at": r.at.isoformat(), "kind": r.kind, "detail": json.loads(r.detail)} for r in rows]
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Decisions by action, intents by status, audit rows by kind: what /metrics exports as counters."""
         with self.engine.connect() as conn:
@@ -303,6 +360,58 @@ class Ledger:
                 kind, detail = audit_row
                 conn.execute(insert(audit).values(at=_now(), kind=kind, detail=json.dumps(detail, default=str)))
 
+    def record_equity(self, ts: int, value: float, cash: float) -> None:
+        """The equity mark at candle `ts` (a later mark of the same candle replaces it)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(equity).where(equity.c.ts == ts))
+            conn.execute(insert(equity).values(ts=ts, equity=value, cash=cash, at=_now()))
+
+    def equity_curve(self, since_ts: int = 0, limit: int = 100_000) -> list[tuple[int, float, float]]:
+        """(candle ts, equity, cash), oldest first: the newest `limit` marks from `since_ts`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(equity.c.ts, equity.c.equity, equity.c.cash).where(equity.c.ts >= since_ts)
+                                .order_by(equity.c.ts.desc()).limit(limit)).all()
+        return [(r.ts, r.equity, r.cash) for r in reversed(rows)]
+
+    def enqueue_command(self, kind: str, args: dict[str, Any], who: str) -> int:
+        """An operator command for the running trader (the control API): its id; applied in order."""
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(commands).values(kind=kind, args=json.dumps(args), who=who, status="pending",
+                                                          result="", requested_at=_now()))
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def pending_commands(self) -> list[Command]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(commands).where(commands.c.status == "pending")
+                                .order_by(commands.c.id)).mappings().all()
+        return [Command(r["id"], r["kind"], json.loads(r["args"]), r["who"]) for r in rows]
+
+    def recent_commands(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` commands, newest first, with what became of them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(commands).order_by(commands.c.id.desc()).limit(limit)).mappings().all()
+        return [{**dict(r), "args": json.loads(r["args"]), "requested_at": r["requested_at"].isoformat(),
+                 "done_at": r["done_at"].isoformat() if r["done_at"] else None} for r in rows]
+
+    def finish_command(self, command: Command, status: str, result: str, state: OperatorState | None) -> None:
+        """A command applied (`done`) or refused, its audit row and the operator state it left: one
+        transaction, so a crash never applies a command twice or loses its audit."""
+        with self.engine.begin() as conn:
+            if state is not None:
+                _put_operator_state(conn, state)
+            conn.execute(update(commands).where(commands.c.id == command.id)
+                         .values(status=status, result=result, done_at=_now()))
+            conn.execute(insert(audit).values(at=_now(), kind=f"operator_{command.kind}", detail=json.dumps(
+                {"command": command.id, "who": command.who, "args": command.args, "status": status,
+                 "result": result})))
+
+    def operator_state(self) -> OperatorState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(operator_state).where(operator_state.c.id == 1)).mappings().first()
+        return OperatorState() if row is None else OperatorState(row["halt"], row["no_buys"], row["pinned_version"])
+
     def next_counter(self, name: str, at_least: int) -> int:
         """A strictly increasing number that survives restarts (e.g. the API nonce): max(stored+1, at_least)."""
         with self.engine.begin() as conn:
@@ -348,6 +457,13 @@ def resume_trading(ledger: Ledger, who: str, reason: str) -> str:
             "who": who, "reason": reason, "halt_cleared": before.halted, "halted_at_ms": before.halted_at_ms,
             "peak_equity_dropped": before.peak_equity})))
     return before.halted
+
+
+def _put_operator_state(conn: Any, state: OperatorState) -> None:
+    values = {"halt": state.halt, "no_buys": state.no_buys, "pinned_version": state.pinned_version,
+              "updated_at": _now()}
+    if conn.execute(update(operator_state).where(operator_state.c.id == 1).values(**values)).rowcount == 0:
+        conn.execute(insert(operator_state).values(id=1, **values))
 
 
 def _put_risk_state(conn: Any, state: RiskState) -> None:

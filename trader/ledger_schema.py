@@ -103,3 +103,36 @@ risk_state = Table(
 """What the risk limits remember across restarts (trader.risk.RiskState): the equity peak (USD), the UTC
 day number and its start equity (USD), and a loss-limit halt: its reason ('' = none), when it was set and
 when it lifts by itself (epoch ms; NULL = only `resume_trading` lifts it)."""
+
+equity = Table(
+    "equity", metadata,
+    Column("ts", BigInteger, primary_key=True),  # the newest candle's open time the mark was taken at
+    Column("equity", Float, nullable=False),
+    Column("cash", Float, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+"""Cash plus positions at the last close, once per candle the trader saw (live and paper): the console's curve."""
+
+commands = Table(
+    "commands", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("who", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # pending → done | refused
+    Column("result", Text, nullable=False, server_default=text("''")),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+)
+"""Operator commands from the control API: the running trader applies them between polls, in order."""
+
+operator_state = Table(
+    "operator_state", metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("halt", Text, nullable=False, server_default=text("''")),
+    Column("no_buys", Text, nullable=False, server_default=text("''")),
+    Column("pinned_version", Integer),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""What the operator's commands left in force (a restart keeps them): a halt ('' = none), buying stopped
+('' = allowed) with its reason, a model version pinned instead of following the alias (NULL = follow)."""

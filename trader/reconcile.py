@@ -95,7 +95,8 @@ def reconcile_with_exchange(broker: KrakenBroker, client: KrakenClient, engine: 
         ledger.record_adjustment(drift.pair, drift.difference, f"exchange holds {drift.exchange}, "
                                                               f"ledger had {drift.ledger}")
     ledger.set_balances(balances)
-    ledger.audit("reconcile_ok", {"reason": result.reason, "open_orders": len(opened)})
+    ledger.audit("reconcile_ok", {"reason": result.reason, "open_orders": len(opened),
+                                  "drifts": [vars(d) for d in result.drifts]})
     broker.use_balances(balances)
     log.log(logging.WARNING if result.drifts else logging.INFO, "reconciliation: %s; %s open order(s)",
             result.reason, len(opened), extra={**extra, "result": "adjusted" if result.drifts else "ok"})

@@ -51,16 +51,22 @@ class ModelWatcher:
     refused: set[int] = field(default_factory=set)
     _next_check: float = 0.0
 
-    def new_version(self, current: int | None) -> int | None:
-        """The alias's version if it is due, differs from `current` and was not refused before."""
+    def new_version(self, current: int | None, pinned: int | None = None) -> int | None:
+        """The alias's version (or the operator's `pinned` one) if it is due, differs from `current` and was
+        not refused before."""
         now = self.clock()
         if now < self._next_check:
             return None
         self._next_check = now + self.every_s
-        version = registry.alias_version(self.name, self.alias)
+        version = pinned if pinned is not None else registry.alias_version(self.name, self.alias)
         if version is None or version == current or version in self.refused:
             return None
         return version
+
+
+    def check_now(self) -> None:
+        """The next `new_version` call looks at once (an operator asked for a reload or a pin)."""
+        self._next_check = 0.0
 
 
 def load_for_swap(name: str, version: int) -> TradingModel:

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.params import LiveParams, Params
@@ -34,6 +34,7 @@ from market.kraken import KrakenClient, make_exchange
 from models import registry
 from trader.brokers.kraken import KrakenBroker, LookupPolicy
 from trader.brokers.simulated import PaperBroker, fill_model
+from trader.controls import Command, CommandRefused, OperatorState, next_state, validated
 from trader.engine import Decision, Engine
 from trader.ledger import Ledger, LedgerError, safe_url
 from trader.live import BACKLOG, ClockWentBack, LiveLoop
@@ -87,6 +88,10 @@ class LiveSession:
     """Names this session's `session_start` and `session_end` audit rows (a start without an end = a crash)."""
     stale: str = ""
     """Why the market data is stale now ('' = fresh): an alert goes out once per stale streak."""
+    operator: OperatorState = field(default_factory=OperatorState)
+    """What the operator's commands left in force (the ledger keeps it; trader.controls)."""
+    equity_marked_ts: int = -1
+    """The newest candle whose equity mark is in the ledger."""
     closed: bool = False
 
     @property
@@ -182,6 +187,8 @@ def _wire_session(mode: str, params: Params, settings: Settings, client: KrakenC
                     id_prefix=f"kf{int(time.time()) % 10**8}-",  # unique across restarts, ≤ 18 chars
                     model_version=model.version, on_halt=_halt_notice(on_halt), risk_memory=ledger)
     engine.restore_risk(ledger.risk_state())
+    operator = ledger.operator_state()
+    engine.paused, engine.no_buys = operator.halt, operator.no_buys
     loop = LiveLoop(client, engine, list(params.pairs), params.data.timeframe)
     crashed, session_id = _unended_session(ledger), uuid.uuid4().hex[:12]
     ledger.audit("session_start", {"session": session_id, "mode": mode, "model": model.name,
@@ -193,7 +200,7 @@ def _wire_session(mode: str, params: Params, settings: Settings, client: KrakenC
     # a pinned version (`--model 12`) is never swapped; an alias is followed
     watcher = None if model_ref.isdigit() else ModelWatcher(model.name, model_ref, live.model_check_every_s, clock)
     session = LiveSession(loop, broker, model.name, live, table, watcher, mode=mode, alerter=alerter,
-                          session_id=session_id)
+                          session_id=session_id, operator=operator)
     if isinstance(broker, KrakenBroker):
         broker.on_lookup = _lookup_alert(session)
     if crashed:
@@ -317,7 +324,7 @@ def _check_books(session: LiveSession, halt_above_usd: float | None = None) -> N
 def maybe_reload(session: LiveSession) -> bool:
     """Between candles: swap in the alias's new version if it is safe; True if swapped."""
     watcher = session.watcher
-    version = watcher.new_version(session.model_version) if watcher else None
+    version = watcher.new_version(session.model_version, session.operator.pinned_version) if watcher else None
     if watcher is None or version is None:
         return False
     ledger, engine, loop = session.broker.ledger, session.engine, session.loop
@@ -455,6 +462,7 @@ def _halt(session: LiveSession, kind: str, reason: str) -> None:
 def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: float) -> float:
     """Reload between candles, poll (sync once, then feed new candles), watch for stale data, reconcile when
     due, re-arm the dead-man switch (paper: record the simulated account instead of the last two)."""
+    apply_commands(session)
     maybe_reload(session)
     decisions = session.loop.poll()
     _log_poll(session, decisions)
@@ -468,6 +476,80 @@ def _one_poll(session: LiveSession, clock: Callable[[], float], next_reconcile: 
     if session.live.dead_man_s > 0:
         session.loop.client.cancel_all_after(session.live.dead_man_s)
     return next_reconcile
+
+
+def apply_commands(session: LiveSession) -> None:
+    """The operator's queued commands (the control API), in order, between two polls: each is applied or
+    refused, and its outcome, the operator state it leaves and an audit row are written in one transaction."""
+    ledger = session.broker.ledger
+    for command in ledger.pending_commands():
+        try:
+            command = Command(command.id, command.kind, validated(command.kind, command.args, session.loop.pairs),
+                              command.who)
+            result, state = _apply(session, command)
+            status = "done"
+        except CommandRefused as err:
+            result, state, status = str(err), None, "refused"
+        ledger.finish_command(command, status, result, state)
+        if state is not None:
+            session.operator = state
+        log.warning("operator %s by %s: %s (%s)", command.kind, command.who, result, status,
+                    extra={"event": "operator_command", "command": command.kind, "status": status})
+        _alert(session, "operator_command", "warning", f"operator {command.kind.replace('_', ' ')} ({status})",
+               f"{result} — requested by {command.who} (command {command.id}, audited as operator_{command.kind}).")
+
+
+def _apply(session: LiveSession, command: Command) -> tuple[str, OperatorState]:
+    """One command's effect on the engine; what it did, and the operator state it leaves."""
+    engine, state = session.engine, next_state(session.operator, command)
+    kind, reason = command.kind, command.args.get("reason", "")
+    if kind == "resume":
+        return _resume(session, command), state
+    if kind == "flatten":
+        if engine.halted and engine.halted != engine.risk_halt:
+            raise CommandRefused(f"halted by “{engine.halted}”: the ledger is not trusted, so no order is sent; "
+                                 "check the books and sell by hand or restart the trader")
+        pairs = session.loop.pairs if command.args["pair"] == "all" else [command.args["pair"]]
+        sold = [pair for pair in pairs if engine.flatten_now(
+            pair, session.loop.last_ts.get(pair, 0), f"operator flatten by {command.who}: {reason}") is not None]
+        return (f"market sell sent for {', '.join(sold)}" if sold else "nothing to sell (flat, or an order is "
+                "pending)"), state
+    if kind in ("reload_model", "pin_model", "unpin_model"):
+        if session.watcher is None:
+            raise CommandRefused("this trader was started on a fixed version (--model N): restart it on an alias")
+        previous, session.operator = session.operator, state
+        session.watcher.check_now()
+        swapped = maybe_reload(session)
+        if kind == "pin_model" and session.model_version != state.pinned_version:
+            session.operator = previous
+            raise CommandRefused(f"v{state.pinned_version} cannot trade (see the model_reload_refused audit row); "
+                                 f"v{session.model_version} trades on")
+        return (f"now trading v{session.model_version}" + ("" if swapped else " (no other version to swap in)")
+                + (", pinned" if state.pinned_version else "")), state
+    engine.paused, engine.no_buys = state.halt, state.no_buys
+    return {"halt": f"halted: {state.halt}", "stop_buying": state.no_buys,
+            "allow_buying": "buying allowed again"}[kind], state
+
+
+def _resume(session: LiveSession, command: Command) -> str:
+    """Clear an operator halt and a loss-limit halt (as `krakenflow resume` does for a stopped trader: the
+    equity peak and day start restart). Any other halt (the ledger disagreed with the exchange, the clock went
+    back) needs a look at the books and a restart."""
+    engine = session.engine
+    if engine.halted and engine.halted != engine.risk_halt:
+        raise CommandRefused(f"halted by “{engine.halted}”: check the books and restart the trader; resume clears "
+                             "operator and loss-limit halts only")
+    cleared = [why for why in (engine.paused, engine.risk_halt) if why]
+    engine.paused = ""
+    if engine.risk_halt:
+        before = engine.risk_snapshot()
+        engine.halted = ""
+        engine.risk_halt, engine.halted_at_ms, engine.halted_until_ms = "", None, None
+        engine.restore_risk(type(before)())
+        session.broker.ledger.save_risk_state(engine.risk_snapshot(), ("trading_resumed", {
+            "who": command.who, "reason": command.args["reason"], "halt_cleared": before.halted,
+            "halted_at_ms": before.halted_at_ms, "peak_equity_dropped": before.peak_equity}))
+    return f"resumed: cleared {'; '.join(cleared)}" if cleared else "not halted: nothing to clear"
 
 
 def _log_poll(session: LiveSession, decisions: list[Decision]) -> None:
@@ -508,7 +590,11 @@ def _watch_stale(session: LiveSession) -> None:
 
 def _alert(session: LiveSession, kind: str, severity: Severity, title: str, body: str) -> None:
     """Send through the session's alerter, if any (it never raises). Imported lazily: a trader without
-    alerts never loads Apprise."""
+    alerts never loads Apprise. Kept in the ledger too (audit `alert`): the console's recent alerts."""
+    try:
+        session.broker.ledger.audit("alert", {"kind": kind, "severity": severity, "title": title, "body": body})
+    except Exception:
+        log.exception("could not keep the alert %r in the ledger", title)
     if session.alerter is None:
         return
     from core.alerts import Alert
@@ -534,16 +620,25 @@ def _note_poll(session: LiveSession) -> None:
     the broker's cash is its last balance with every recorded fill applied."""
     with contextlib.suppress(*TRANSIENT):
         session.last_cash, session.last_equity = session.broker.cash, session.engine.equity()
+        _mark_equity(session)
     session.last_poll_unix = time.time()
+
+
+def _mark_equity(session: LiveSession) -> None:
+    """One equity mark per new candle into the ledger (the console's equity and drawdown curve)."""
+    newest = max(session.loop.last_ts.values(), default=-1)
+    if newest > session.equity_marked_ts and session.last_equity == session.last_equity:  # not NaN
+        session.broker.ledger.record_equity(newest, session.last_equity, session.last_cash)
+        session.equity_marked_ts = newest
 
 
 def live_view(session: LiveSession, now: float | None = None) -> LiveView:
     now = time.time() if now is None else now
     busy_s = now - session.busy_since_unix if session.busy_since_unix else 0.0
-    problems = health_problems(session.engine.halted, session.failures_in_a_row, session.last_error, busy_s,
-                               session.live.watchdog_s)
+    halted = session.engine.halted or session.engine.paused
+    problems = health_problems(halted, session.failures_in_a_row, session.last_error, busy_s, session.live.watchdog_s)
     return LiveView(session.mode, session.model_name, session.model_version, session.last_equity, session.last_cash,
-                    session.engine.halted, session.last_poll_unix, session.last_ok_poll_unix,
+                    halted, session.last_poll_unix, session.last_ok_poll_unix,
                     session.failures_in_a_row, session.last_error, busy_s, tuple(problems))
 
 
@@ -551,7 +646,11 @@ class StatusPortError(OSError):
     """The status port cannot be served (in use, or not ours to bind)."""
 
 
-def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread:
+StatusApp = Callable[[Callable[[], dict[str, Any]]], Any]
+"""Builds the ASGI app a trader serves from its snapshot (the CLI passes the console's)."""
+
+
+def serve_status(session: LiveSession, host: str, port: int, make: StatusApp | None = None) -> threading.Thread:
     """The dashboard, /status and /metrics of this trader on a daemon thread (read-only; it shares the
     ledger's thread-safe connection pool). The port is bound here, before anyone is told the URL, so a
     port in use is an error, not a silent page that never answers. Imported lazily: a trader without a
@@ -571,8 +670,11 @@ def serve_status(session: LiveSession, host: str, port: int) -> threading.Thread
         raise StatusPortError(f"cannot serve the status page on {host}:{port} ({err.strerror}); "
                               f"pick another --status-port or stop what uses it") from None
     pairs = list(session.loop.pairs)
-    app = make_app(lambda: snapshot(session.broker.ledger, pairs, live_view(session)),
-                   f"krakenflow trader — {session.model_name}")
+
+    def snap() -> dict[str, Any]:
+        return snapshot(session.broker.ledger, pairs, live_view(session))
+
+    app = make(snap) if make is not None else make_app(snap, f"krakenflow trader — {session.model_name}")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="status-api", daemon=True)
     thread.start()

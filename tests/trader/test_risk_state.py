@@ -20,6 +20,7 @@ from core.settings import Settings
 from core.types import Candle
 from features.spec import build_spec
 from trader.brokers.simulated import SimulatedBroker, fill_model
+from trader.controls import OperatorState
 from trader.engine import WARMING_UP, Engine
 from trader.ledger import MIGRATIONS, Ledger, LedgerLocked, resume_trading
 from trader.ledger_schema import audit, intents
@@ -177,8 +178,9 @@ def test_the_migration_upgrades_a_ledger_created_at_the_previous_head(tmp_path: 
 
     ledger = Ledger(url)  # opening upgrades it
     with ledger.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
     assert ledger.risk_state() == RiskState()  # an old ledger: nothing seen, not halted
+    assert ledger.operator_state() == OperatorState() and ledger.equity_curve() == []  # 0004's tables, empty
     assert ledger.client_ids() == {"kf-1"} and ledger.audit_trail() == [("session_start", {})]
     ledger.save_risk_state(RiskState(1.0, 2, 3.0, "kill switch: x", 4, None))
     assert Ledger(url).risk_state() == RiskState(1.0, 2, 3.0, "kill switch: x", 4, None)
