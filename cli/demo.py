@@ -75,8 +75,8 @@ def run_demo(console: Console, params_file: Path) -> None:
         f"   took {time.monotonic() - started:.0f} s\n\n"
         f"MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}  → http://127.0.0.1:5000\n"
         f"Prefect UI:  .venv/bin/krakenflow server  → http://127.0.0.1:4200 (its database holds the demo's runs)\n"
-        f"Dashboard:   .venv/bin/krakenflow dashboard --ledger {live['ledger']}  → http://127.0.0.1:8050 "
-        f"(the live trader's decisions with model versions, fills, audit; /metrics for Prometheus)\n"
+        f"Console:     .venv/bin/krakenflow console --ledger {live['ledger']}  → http://127.0.0.1:8050 "
+        f"(equity, trades, models, A/B, reconciliation, pipelines, drift, data; API /api/v1, docs /docs)\n"
         f"Reports:     {settings.data_dir / 'reports'} (metrics.json, equity.csv, validation.json, drift.html)",
         title="krakenflow demo done",
     ))

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import plotly
+import swagger_ui_bundle
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
@@ -54,19 +56,23 @@ def _when(ts_ms: float | None) -> str:
 
 
 def _num(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:,.{digits}f}"
 
 
 def make_console(sources: Sources, token: str | None = None, title: str = "krakenflow console") -> FastAPI:
-    app = FastAPI(title=title, version="1", docs_url="/docs", redoc_url=None,
+    # 3.0.3: the Swagger UI that ships in a Python package (4.15) predates OpenAPI 3.1
+    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None,
                   description="Read the trader, registry, A/B, reconciliation, pipelines and data; control the "
                               "trader with a bearer token (KRAKENFLOW_CONSOLE_TOKEN).")
+    app.openapi_version = "3.0.3"
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.autoescape = True  # *.html.j2 is not in Jinja's html list: escape every value (reasons, audit)
     templates.env.filters.update(when=_when, num=_num)
     templates.env.globals.update(pages=PAGES, title=title, json=json.dumps)
     app.mount("/static", StaticFiles(directory=str(PLOTLY_JS.parent)), name="static")
+    app.mount("/static-docs", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="static-docs")
     _trader_routes(app, sources, title)
     bearer = HTTPBearer(auto_error=False)
 
@@ -99,7 +105,9 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
                 "equity_now": values[-1] if values else None, "performance": views.performance(values),
                 "equity_chart": charts.equity_figure([t for t, _, _ in curve], values, views.drawdown(values))
                 if len(curve) > 1 else None,
-                "open_orders": [vars(i) for i in ledger.unresolved_intents()],
+                "open_orders": [{"client_id": r.intent.client_id, "pair": r.intent.pair, "side": r.intent.side.value,
+                                 "quantity": r.intent.quantity, "status": str(getattr(r.status, "value", r.status)),
+                                 "txid": r.txid} for r in ledger.unresolved_intents()],
                 "newest_candle": newest, "candle_age_s": time.time() - newest / 1000 if newest else None,
                 "alerts": ledger.audit_rows(ALERT_KINDS, 20), "commands": ledger.recent_commands(10),
                 "kill_switch": sources.params.risk.max_drawdown * 100}
@@ -137,6 +145,14 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
             run["deployment"] = names.get(run.get("deployment_id") or "", "—")
         return {"runs": runs, "upcoming": upcoming, "failures": [r for r in runs if r.get("state_type") in
                                                                  ("FAILED", "CRASHED")], "ui": sources.prefect_ui}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI from the files of the swagger-ui-bundle package (works offline)."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} — API",
+                                   swagger_js_url="/static-docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static-docs/swagger-ui.css",
+                                   swagger_favicon_url="/static-docs/favicon-32x32.png")
 
     # --- pages ----------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
