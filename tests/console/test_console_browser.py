@@ -5,6 +5,7 @@ refused without the token. Screenshots go to tests/artifacts/screenshots."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -131,3 +132,23 @@ def test_the_pages_control_buttons_are_refused_without_the_token(console_url: st
     page.wait_for_function("document.getElementById('halt-state').textContent.includes('buying stopped')",
                            timeout=15_000)
     page.close()
+
+
+def test_the_stream_carries_decisions_equity_and_status_as_the_trader_trades(console_url: str) -> None:
+    events: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + 20
+    with httpx.stream("GET", f"{console_url}/api/v1/stream", params={"channels": "status,decisions,equity"},
+                      timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.setdefault(event, []).append(json.loads(line.removeprefix("data: ")))
+            if {"status", "decisions", "equity"} <= set(events) or time.monotonic() > deadline:
+                break
+    assert {"status", "decisions", "equity"} <= set(events), sorted(events)
+    assert all("halted" in s and "equity" in s for s in events["status"])
+    ids = [d["id"] for d in events["decisions"]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids), "decisions out of order or twice"
