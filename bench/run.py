@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 MODULES = ["bench.engine_bench", "bench.store_bench", "bench.quality_bench", "bench.train_bench",
-           "bench.emulator_bench"]
+           "bench.emulator_bench", "bench.console_bench"]
 
 
 def _machine() -> str:

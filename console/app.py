@@ -39,6 +39,7 @@ PAGES = (("/", "Overview"), ("/trades", "Trades"), ("/chart", "Chart"), ("/model
 ALERT_KINDS = ("alert", "kill_switch", "daily_loss_halt", "reconcile_halt", "trading_resumed")
 RECONCILE_KINDS = ("reconcile_ok", "reconcile_halt")
 STREAM_EVERY_S = 1.0
+TRIPS_SHOWN = 500
 
 
 class ControlBody(BaseModel):
@@ -89,21 +90,22 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
         return templates.TemplateResponse(request, f"{name}.html.j2", {"path": request.url.path, **context})
 
     # --- data the pages and the API share ----------------------------------------------------------------
-    def overview() -> dict[str, Any]:
-        status = guarded(f"ledger {sources.ledger_url}", sources.status)
+    def overview(chart: bool = True) -> dict[str, Any]:
+        status = guarded(f"ledger {sources.ledger_url}", sources.light_status)
         if isinstance(status, Down):
             return {"down": [status]}
         ledger = sources.ledger()
-        curve = ledger.equity_curve(limit=20_000)
-        values = [e for _, e, _ in curve]
+        curve, performance = ledger.equity_overview(charts.MAX_POINTS) if chart else ([], {})
+        values = [e for _, e in curve]
+        latest = ledger.latest_equity()
         risk, op = ledger.risk_state(), ledger.operator_state()
         newest = max((d["ts"] for d in status["decisions"]), default=None)
         return {"down": [], "status": status, "live": status["live"], "risk": risk, "operator": op,
                 "halted": "; ".join(dict.fromkeys(why for why in ((status["live"] or {}).get("halted"), risk.halted,
                                                                   op.halt) if why)),
                 "no_buys": op.no_buys, "pinned": op.pinned_version,
-                "equity_now": values[-1] if values else None, "performance": views.performance(values),
-                "equity_chart": charts.equity_figure([t for t, _, _ in curve], values, views.drawdown(values))
+                "equity_now": latest[1] if latest else None, "performance": performance,
+                "equity_chart": charts.equity_figure([t for t, _ in curve], values, views.drawdown(values))
                 if len(curve) > 1 else None,
                 "open_orders": [{"client_id": r.intent.client_id, "pair": r.intent.pair, "side": r.intent.side.value,
                                  "quantity": r.intent.quantity, "status": str(getattr(r.status, "value", r.status)),
@@ -112,13 +114,23 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
                 "alerts": ledger.audit_rows(ALERT_KINDS, 20), "commands": ledger.recent_commands(10),
                 "kill_switch": sources.params.risk.max_drawdown * 100}
 
-    def fills_rows() -> list[dict[str, Any]]:
-        return [{"ts": f.ts, "pair": f.pair, "side": f.side.value, "quantity": f.quantity, "price": f.price,
-                 "fee": f.fee, "client_id": f.client_id} for f in sources.ledger().fills()]
+    def fills_rows(pair: str | None = None) -> list[dict[str, Any]]:
+        return sources.ledger().fill_rows(pair)
 
-    def trades() -> dict[str, Any]:
-        trips = views.round_trips(fills_rows())
-        return {"trips": [t.row() for t in reversed(trips)], "summary": views.pair_summary(trips)}
+    trips_cache: dict[str, Any] = {}
+
+    def all_trips() -> list[views.RoundTrip]:
+        """Every round trip, recomputed only when a fill was added (the ledger only ever appends fills)."""
+        key = sources.ledger().fill_totals()
+        if trips_cache.get("key") != key:
+            trips_cache.update(key=key, trips=views.round_trips(fills_rows()))
+        return list(trips_cache["trips"])
+
+    def trades(limit: int = TRIPS_SHOWN) -> dict[str, Any]:
+        """The per-pair table over every trip; the newest `limit` trips themselves."""
+        trips = all_trips()
+        return {"trips": [t.row() for t in reversed(trips[-limit:])], "n_trips": len(trips),
+                "summary": views.pair_summary(trips)}
 
     def decisions(page_no: int, size: int, pair: str | None, action: str | None, holds: bool) -> dict[str, Any]:
         check_pair(pair)
@@ -173,8 +185,8 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
         check_pair(pair)
         frame = guarded("candle store", lambda: sources.candles(pair, candles))
         ledger = sources.ledger()
-        fills = [f for f in fills_rows() if f["pair"] == pair]
-        rows, _ = ledger.decisions_page(0, candles, pair=pair)
+        rows, _ = ledger.decisions_page(0, candles, pair=pair, count=False)
+        fills = ledger.fill_rows(pair, since_ts=min((d["ts"] for d in rows), default=0))
         figure = None if isinstance(frame, Down) else charts.candles_figure(frame, fills, rows, pair)
         return page(request, "chart", pair=pair, pairs=sources.params.pairs, figure=figure,
                     down=[frame] if isinstance(frame, Down) else [])
@@ -246,13 +258,14 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
 
     @app.get("/api/v1/status", tags=["read"])
     def api_status() -> dict[str, Any]:
-        """Mode, halt state, positions, counts and the newest rows (the live view when served by the trader)."""
-        found = overview()
+        """Mode, halt state, positions, equity, open orders and the newest decisions (with the live view when
+        served by the trader)."""
+        found = overview(chart=False)
         if found["down"]:
             raise HTTPException(503, f"{found['down'][0].source} unavailable: {found['down'][0].why}")
         risk, op = found["risk"], found["operator"]
         return {**found["status"], "halted": found["halted"], "risk": vars(risk), "operator": vars(op),
-                "equity": found["equity_now"], "performance": found["performance"],
+                "equity": found["equity_now"],
                 "open_orders": found["open_orders"], "candle_age_s": found["candle_age_s"]}
 
     @app.get("/api/v1/equity", tags=["read"])
@@ -261,8 +274,8 @@ def make_console(sources: Sources, token: str | None = None, title: str = "krake
         return [{"ts": t, "equity": e, "cash": c} for t, e, c in sources.ledger().equity_curve(since_ts, limit)]
 
     @app.get("/api/v1/trades", tags=["read"])
-    def api_trades() -> dict[str, Any]:
-        return trades()
+    def api_trades(limit: Annotated[int, Query(ge=1, le=100_000)] = TRIPS_SHOWN) -> dict[str, Any]:
+        return trades(limit)
 
     @app.get("/api/v1/decisions", tags=["read"])
     def api_decisions(page_no: Annotated[int, Query(alias="page", ge=1)] = 1,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from core.params import Params
 from core.settings import Settings
 from market.store import CandleStore
 from trader.ledger import Ledger, safe_url
-from trader.status import snapshot
+from trader.status import ledger_mode, snapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +51,8 @@ class Sources:
     prefect_api: str = ""
     live: Snapshot | None = None
     """The running trader's own snapshot when the console is served by it (`trade --status-port`)."""
+    live_view: Snapshot | None = None
+    """Only the running trader's in-memory view (mode, model, equity, halt, poll health): cheap, per request."""
     _ledger: Ledger | None = field(default=None, repr=False)
 
     # --- the ledger ---------------------------------------------------------------------------------------
@@ -64,9 +67,19 @@ class Sources:
         return self._ledger
 
     def status(self) -> dict[str, Any]:
+        """The full snapshot (/status, /metrics): the trader's own when it serves the console."""
         if self.live is not None:
             return self.live()
         return snapshot(self.ledger(), list(self.params.pairs))
+
+    def light_status(self, rows: int = 50) -> dict[str, Any]:
+        """What the console shows on every page and stream tick: no count over the whole ledger."""
+        ledger = self.ledger()
+        live = self.live_view() if self.live_view is not None else None
+        return {"generated_unix": time.time(), "live": live,
+                "mode": live["mode"] if live else ledger_mode(ledger),
+                "positions": {pair: ledger.position(pair) for pair in self.params.pairs},
+                "decisions": ledger.recent_decisions(rows)}
 
     # --- the registry ------------------------------------------------------------------------------------
     def _registry(self) -> Any:

@@ -57,6 +57,10 @@ class IntentRecord:
     created_unix: float = 0.0
 
 
+ACTIONS = ("buy", "sell", "blocked", "hold", "stand_aside")
+"""Every action a decision row can carry (trader.engine)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -218,6 +222,38 @@ class Ledger:
         return [Fill(r["client_id"], r["pair"], Side(r["side"]), r["quantity"], r["price"], r["fee"], r["ts"])
                 for r in rows]
 
+    def fill_rows(self, pair: str | None = None, newest: int | None = None,
+                  since_ts: int = 0) -> list[dict[str, Any]]:
+        """Fills as plain rows (ts, pair, side, quantity, price, fee, client_id), oldest first; the newest
+        `newest` only when given. Cheaper than `fills()` on a long ledger (the console, the status page)."""
+        query = select(fills.c.id, fills.c.ts, fills.c.pair, fills.c.side, fills.c.quantity, fills.c.price,
+                       fills.c.fee, fills.c.client_id)
+        if pair is not None:
+            query = query.where(fills.c.pair == pair)
+        if since_ts:
+            query = query.where(fills.c.ts >= since_ts)
+        if newest is not None:
+            query = query.order_by(fills.c.ts.desc(), fills.c.id.desc()).limit(newest)
+        else:
+            query = query.order_by(fills.c.ts, fills.c.id)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        return list(reversed(rows)) if newest is not None else rows
+
+    def intent_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(intents)).scalar() or 0)
+
+    def fill_totals(self) -> tuple[int, float]:
+        """How many fills, and the fees paid on them (quote)."""
+        with self.engine.connect() as conn:
+            n, fees = conn.execute(select(func.count(), func.coalesce(func.sum(fills.c.fee), 0.0))).one()
+        return int(n), float(fees)
+
+    def latest_equity(self) -> tuple[int, float, float] | None:
+        marks = self.equity_curve(limit=1)
+        return marks[-1] if marks else None
+
     def position(self, pair: str) -> float:
         """Net base quantity held: the fills plus reconciliation adjustments (exchange truth)."""
         signed = func.sum(case((fills.c.side == "buy", fills.c.quantity), else_=-fills.c.quantity))
@@ -263,17 +299,19 @@ class Ledger:
         return [{k: r[k] for k in ("ts", "pair", "prob", "action", "reason", "model_version")} for r in rows]
 
     def decisions_page(self, offset: int, limit: int, pair: str | None = None, action: str | None = None,
-                       exclude_actions: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
-        """Newest first, filtered (console paging): the page's rows and how many rows match in all."""
+                       exclude_actions: tuple[str, ...] = (), count: bool = True) -> tuple[list[dict[str, Any]], int]:
+        """Newest first, filtered (console paging): the page's rows and how many rows match in all (-1 when
+        not asked to count)."""
         where = []
         if pair:
             where.append(decisions.c.pair == pair)
         if action:
             where.append(decisions.c.action == action)
-        if exclude_actions:
-            where.append(decisions.c.action.not_in(exclude_actions))
+        if exclude_actions:  # as the complement among the known actions: an IN the action index can answer
+            where.append(decisions.c.action.in_([a for a in ACTIONS if a not in exclude_actions]))
         with self.engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).select_from(decisions).where(*where)).scalar() or 0)
+            total = (int(conn.execute(select(func.count()).select_from(decisions).where(*where)).scalar() or 0)
+                     if count else -1)
             rows = conn.execute(select(decisions).where(*where).order_by(decisions.c.id.desc())
                                 .offset(offset).limit(limit)).mappings().all()
         return [{k: r[k] for k in ("id", "ts", "pair", "prob", "action", "reason", "model_version")}
@@ -372,6 +410,28 @@ class Ledger:
             rows = conn.execute(select(equity.c.ts, equity.c.equity, equity.c.cash).where(equity.c.ts >= since_ts)
                                 .order_by(equity.c.ts.desc()).limit(limit)).all()
         return [(r.ts, r.equity, r.cash) for r in reversed(rows)]
+
+    def equity_overview(self, max_points: int) -> tuple[list[tuple[int, float]], dict[str, float]]:
+        """The whole equity curve thinned to about `max_points` marks (always the last one), and over every
+        mark: first and last equity and the deepest drawdown from the running peak (%), computed in the
+        database (window functions) so a long ledger costs no Python loop."""
+        with self.engine.connect() as conn:
+            n = int(conn.execute(select(func.count()).select_from(equity)).scalar() or 0)
+            if n == 0:
+                return [], {"return_pct": 0.0, "max_drawdown_pct": 0.0}
+            step = max(1, -(-n // max_points))
+            numbered = select(equity.c.ts, equity.c.equity,
+                              func.row_number().over(order_by=equity.c.ts).label("rn"),
+                              func.max(equity.c.equity).over(order_by=equity.c.ts).label("peak")).subquery()
+            rows = conn.execute(select(numbered.c.ts, numbered.c.equity)
+                                .where((numbered.c.rn % step == 0) | (numbered.c.rn == 1) | (numbered.c.rn == n))
+                                .order_by(numbered.c.ts)).all()
+            deepest = conn.execute(select(func.min(numbered.c.equity / numbered.c.peak - 1.0))
+                                   .where(numbered.c.peak > 0)).scalar()
+        first, last = rows[0][1], rows[-1][1]
+        return ([(r.ts, r.equity) for r in rows],
+                {"return_pct": (last / first - 1) * 100 if first > 0 else 0.0,
+                 "max_drawdown_pct": -float(deepest or 0.0) * 100})
 
     def enqueue_command(self, kind: str, args: dict[str, Any], who: str) -> int:
         """An operator command for the running trader (the control API): its id; applied in order."""

@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -60,6 +61,7 @@ audit = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("detail", Text, nullable=False),
+    Index("ix_audit_kind_id", "kind", "id"),
 )
 
 counters = Table(
@@ -78,6 +80,8 @@ decisions = Table(
     Column("reason", Text, nullable=False),
     Column("model_version", Integer),
     Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_decisions_action_id", "action", "id"),
+    Index("ix_decisions_pair_id", "pair", "id"),
 )
 
 adjustments = Table(

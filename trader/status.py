@@ -55,15 +55,15 @@ def health_problems(halted: str, failures_in_a_row: int, last_error: str, busy_s
 def ledger_mode(ledger: Ledger) -> str | None:
     """"live" or "paper": whose orders the ledger holds (None: none yet, any session may use it). A ledger
     is one or the other: the mode of its last session (sessions written before modes existed were live)."""
-    if not sum(ledger.counts()["intents"].values()):
+    if not ledger.intent_count():
         return None
     starts = ledger.audit_trail("session_start")
     return str(starts[-1][1].get("mode", "live")) if starts else "live"
 
 
 def snapshot(ledger: Ledger, pairs: Sequence[str], live: LiveView | None = None, rows: int = 50) -> dict[str, Any]:
-    """Everything the dashboard shows, newest first; JSON-ready."""
-    fills = ledger.fills()
+    """Everything the status page shows, newest first; JSON-ready."""
+    n_fills, fees_paid = ledger.fill_totals()
     return {
         "generated_unix": time.time(),
         "live": vars(live) if live else None,
@@ -72,9 +72,9 @@ def snapshot(ledger: Ledger, pairs: Sequence[str], live: LiveView | None = None,
         "balances": ledger.balances(),
         "counts": ledger.counts(),
         "decisions": ledger.recent_decisions(rows),
-        "fills": [{"ts": f.ts, "pair": f.pair, "side": f.side.value, "quantity": f.quantity, "price": f.price,
-                   "fee": f.fee, "client_id": f.client_id} for f in reversed(fills[-rows:])],
-        "n_fills": len(fills),
-        "fees_paid": sum(f.fee for f in fills),
+        "fills": [{k: f[k] for k in ("ts", "pair", "side", "quantity", "price", "fee", "client_id")}
+                  for f in reversed(ledger.fill_rows(newest=rows))],
+        "n_fills": n_fills,
+        "fees_paid": fees_paid,
         "audit": ledger.recent_audit(rows),
     }

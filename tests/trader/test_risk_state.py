@@ -178,7 +178,7 @@ def test_the_migration_upgrades_a_ledger_created_at_the_previous_head(tmp_path: 
 
     ledger = Ledger(url)  # opening upgrades it
     with ledger.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
     assert ledger.risk_state() == RiskState()  # an old ledger: nothing seen, not halted
     assert ledger.operator_state() == OperatorState() and ledger.equity_curve() == []  # 0004's tables, empty
     assert ledger.client_ids() == {"kf-1"} and ledger.audit_trail() == [("session_start", {})]
