@@ -12,10 +12,15 @@ COPY models models
 COPY trader trader
 COPY flows flows
 COPY pipeline pipeline
+COPY console console
 COPY cli cli
 COPY params.yaml ./
 COPY data/sample data/sample
 RUN python -m pip install --no-cache-dir -c requirements.lock . \
     && useradd --create-home krakenflow && mkdir -p .krakenflow && chown krakenflow .krakenflow
 USER krakenflow
-CMD ["krakenflow", "trade", "--mode", "live", "--poll-seconds", "30"]
+# the status port (console, /status, /healthz, /metrics for Prometheus) on every interface of the container:
+# publish it to the host's loopback (compose.yaml does), never to the world without KRAKENFLOW_CONSOLE_TOKEN
+ENV KRAKENFLOW_STATUS_HOST=0.0.0.0
+EXPOSE 8051
+CMD ["krakenflow", "trade", "--mode", "live", "--poll-seconds", "30", "--status-port", "8051"]

@@ -237,7 +237,10 @@ def trade(
         help="live: at start-up take the exchange's balances as the truth whatever the difference "
              "(audited), e.g. after a human checked a reconciliation halt")] = False,
     status_port: Annotated[int, typer.Option(help="live: serve the dashboard, /status and /metrics on "
-                                             "127.0.0.1:PORT (0 = off)")] = 0,
+                                             "STATUS_HOST:PORT (0 = off)")] = 0,
+    status_host: Annotated[str, typer.Option(envvar="KRAKENFLOW_STATUS_HOST", help="live: the address the status "
+                                             "port listens on (0.0.0.0 inside a container, for Prometheus)")]
+    = "127.0.0.1",
     log_level: Annotated[str, typer.Option(envvar="KRAKENFLOW_LOG_LEVEL", help="DEBUG, INFO (a line per poll, "
                                            "order, fill, reconcile, reload), WARNING or ERROR")] = "INFO",
     log_json: Annotated[bool, typer.Option(envvar="KRAKENFLOW_LOG_JSON", help="log JSON lines instead of "
@@ -250,7 +253,7 @@ def trade(
     params = load_params_or_exit(params_file)
     _configure_logs(log_level, log_json, log_file)
     if mode in ("live", "dry-run"):
-        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port, mode)
+        _trade_live(params, model, poll_seconds, max_polls, adopt_exchange_positions, status_port, mode, status_host)
         return
     if mode != "paper":
         console.print(f"[red]error:[/red] --mode must be paper, dry-run or live, got {mode!r}")
@@ -293,7 +296,7 @@ def _halt_alert(alerter: Any, settings: Any) -> Any:
 
 
 def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | None, adopt: bool,
-                status_port: int, mode: str = "live") -> None:
+                status_port: int, mode: str = "live", status_host: str = "127.0.0.1") -> None:
     from core.alerts import alerter_from_settings
     from core.settings import Settings
     from market.errors import ExchangeError
@@ -326,9 +329,12 @@ def _trade_live(params: Any, model: str, poll_seconds: float, max_polls: int | N
                   f"{session.model_name} v{session.model_version}; ledger {safe_url(settings.ledger_uri)}")
     try:
         if status_port:
-            serve_status(session, "127.0.0.1", status_port,
-                         make=lambda snap: _console_app(params, settings, snap, f"krakenflow {session.mode} trader"))
-            console.print(f"console http://127.0.0.1:{status_port}/ (API /api/v1, /status, /metrics, /healthz)")
+            _warn_exposed(status_host, settings)
+            serve_status(session, status_host, status_port,
+                         make=lambda snap, view: _console_app(params, settings, snap, view,
+                                                              f"krakenflow {session.mode} trader"))
+            console.print(f"console http://{status_host}:{status_port}/ (API /api/v1, /status, /metrics, /healthz)",
+                          highlight=False)
         run(session, poll_seconds, max_polls, adopt_exchange_positions=adopt)
     except StatusPortError as err:
         console.print(f"[red]error:[/red] {err}")
@@ -441,7 +447,9 @@ def serve(params_file: ParamsOpt = None) -> None:
 @app.command()
 def watch(
     every: Annotated[float, typer.Option(help="seconds between probes")] = 60.0,
-    metrics_port: Annotated[int, typer.Option(help="serve Prometheus /metrics on 127.0.0.1:PORT (0 = off)")] = 0,
+    metrics_port: Annotated[int, typer.Option(help="serve Prometheus /metrics on METRICS_HOST:PORT (0 = off)")] = 0,
+    metrics_host: Annotated[str, typer.Option(envvar="KRAKENFLOW_METRICS_HOST",
+                                              help="the address the metrics port listens on")] = "127.0.0.1",
     late_after: Annotated[float, typer.Option(help="a scheduled run waiting this many seconds = no worker")] = 300.0,
     stuck_after: Annotated[float, typer.Option(help="a run Running this many seconds = stuck")] = 6 * 3600.0,
     max_probes: Annotated[int | None, typer.Option(help="stop after this many probes")] = None,
@@ -463,8 +471,8 @@ def watch(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1", registry=watcher.registry)
-        console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
+        start_http_server(metrics_port, addr=metrics_host, registry=watcher.registry)
+        console.print(f"metrics on http://{metrics_host}:{metrics_port}/metrics", highlight=False)
     probes = 0
     while max_probes is None or probes < max_probes:
         found = watcher.check(time.time())
@@ -504,7 +512,7 @@ def backtest(
     start: FromOpt = None,
     end: ToOpt = None,
     data: DataOpt = None,
-    out: Annotated[Path | None, typer.Option(help="folder for backtest.json and backtest.html; default: "
+    out: Annotated[Path | None, typer.Option(help="folder for backtest.html (offline), .json and .md; default: "
                                              "<data>/reports")] = None,
     params_file: ParamsOpt = None,
 ) -> None:
@@ -520,12 +528,13 @@ def backtest(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     title = f"backtest {trading.name} v{trading.version} ({model}) from {report.trade_from}"
-    json_path, html_path = write_reports(report.result, out or paths.reports, title, {"pairs": ", ".join(report.pairs),
-                                                                      "from": report.trade_from,
-                                                                      "to": report.trade_to})
+    files = write_reports(report.result, out or paths.reports, title,
+                          {"pairs": ", ".join(report.pairs), "from": report.trade_from, "to": report.trade_to},
+                          candles=report.candles, taker_fee=params.fees.taker, starting_cash=report.starting_cash,
+                          momentum_lookback=params.evaluate.momentum_lookback)
     m = report.result.metrics
     console.print(f"{title}: net {m['net_return']:+.2%}, max drawdown {m['max_drawdown']:.2%}, "
-                  f"Sharpe {m['sharpe']:.2f}, {int(m['n_round_trips'])} round trips → {json_path}, {html_path}")
+                  f"Sharpe {m['sharpe']:.2f}, {int(m['n_round_trips'])} round trips → {files.html} (also .json, .md)")
 
 
 @app.command()
@@ -596,13 +605,14 @@ def console_command(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-def _console_app(params: Any, settings: Any, live: Any = None, title: str = "krakenflow console") -> Any:
+def _console_app(params: Any, settings: Any, live: Any = None, live_view: Any = None,
+                 title: str = "krakenflow console") -> Any:
     from console.app import make_console
     from console.sources import Sources
 
     token = settings.console_token.get_secret_value() if settings.console_token else None
     prefect_api = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url or ""
-    return make_console(Sources(params, settings, settings.data_dir, prefect_api, live), token, title)
+    return make_console(Sources(params, settings, settings.data_dir, prefect_api, live, live_view), token, title)
 
 
 def _warn_exposed(host: str, settings: Any) -> None:

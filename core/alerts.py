@@ -8,6 +8,7 @@ URL, only its position, scheme and — when it looks like a network address — 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -184,7 +185,10 @@ class Alerter:
     severity's level, redacted. Thread-safe: the policy runs under a lock, the network calls outside it."""
 
     def __init__(self, urls: Sequence[str] = (), *, secrets: Iterable[str] = (), policy: AlertPolicy = AlertPolicy(),
-                 timeout_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 on_outcome: Callable[[Alert, Outcome], None] | None = None) -> None:
+        self.on_outcome = on_outcome
+        """Hears every alert with what `send` did to it (e.g. a metrics counter); its failure is ignored."""
         self._secrets = (*secrets, *urls)
         self._policy, self._clock = policy, clock
         self._lock = threading.Lock()
@@ -202,10 +206,14 @@ class Alerter:
     def send(self, alert: Alert) -> Outcome:
         """Log the alert and deliver it unless the policy suppresses it. Never raises."""
         try:
-            return self._send(alert)
+            outcome = self._send(alert)
         except Exception as error:  # an alert must never take its caller down
             log.error("alert %s could not be sent: %s", alert.kind, redact(repr(error), self._secrets))
-            return "undelivered"
+            outcome = "undelivered"
+        if self.on_outcome is not None:
+            with contextlib.suppress(Exception):
+                self.on_outcome(alert, outcome)
+        return outcome
 
     def _send(self, alert: Alert) -> Outcome:
         title, body = redact(alert.title, self._secrets), redact(alert.body, self._secrets)

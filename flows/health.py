@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 from core.alerts import Alert, Alerter, Severity
 
@@ -157,6 +157,9 @@ class Watch:
                                registry=self.registry)
         self.healthy = Gauge("krakenflow_stack_healthy", "1 when server, workers and flow runs are fine",
                              registry=self.registry)
+        self.flow_runs = Gauge("krakenflow_flow_runs", "flow runs waiting or running, by Prefect state (none at "
+                               "all: no schedule is active)", ["state"], registry=self.registry)
+        ProcessCollector(registry=self.registry)
 
     def check(self, now: float) -> dict[str, str]:
         snapshot = probe(self.api_url)
@@ -171,6 +174,8 @@ class Watch:
         for kind in ("server", "worker", "stuck"):
             self.problem_count.labels(kind).set(sum(1 for key in found if key.split(":")[0] == kind))
         self.healthy.set(0 if found else 1)
+        for state in ("Scheduled", "Late", "Pending", "Running"):
+            self.flow_runs.labels(state).set(sum(1 for run in snapshot.runs if run.state == state))
         return found
 
     def _alert_changes(self, found: dict[str, str]) -> None:

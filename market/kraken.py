@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import ccxt
@@ -66,13 +68,55 @@ class TradesPage:
     cursor: str
 
 
+class ExchangeObserver(Protocol):
+    """Hears what the exchange did to a client (the trader's metrics): each failed request by its error code
+    (`error_code`) and each pause ccxt made to stay inside the rate limit (seconds)."""
+
+    def exchange_error(self, code: str) -> None: ...
+
+    def rate_limit_wait(self, seconds: float) -> None: ...
+
+
+class _ObservedKraken(ccxt.kraken):  # type: ignore[misc]
+    """ccxt's kraken telling `observer` (None: nobody) of every failed request and every rate-limit pause."""
+
+    observer: ExchangeObserver | None = None
+
+    def throttle(self, cost: Any = None) -> None:
+        started = time.monotonic()
+        super().throttle(cost)
+        waited = time.monotonic() - started
+        if self.observer is not None and waited >= 0.001:  # ccxt slept: the call would have come too soon
+            self.observer.rate_limit_wait(waited)
+
+    def fetch2(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().fetch2(*args, **kwargs)
+        except Exception as err:
+            if self.observer is not None:
+                self.observer.exchange_error(error_code(err))
+            raise
+
+
+KRAKEN_ERROR_CODE = re.compile(r"\bE(?:General|Service|API|Query|Order|Trade|Funding|Auth|Session|Database|BM)"
+                               r":[A-Za-z][A-Za-z_ ]*")
+"""Kraken's error codes (`EAPI:Rate limit exceeded`, `EOrder:Insufficient funds`), a bounded set of labels."""
+
+
+def error_code(err: Exception) -> str:
+    """Kraken's error code in a failed request, else the error's class (`RequestTimeout`, `ExchangeNotAvailable`
+    for a 5xx): a label with few values, never the message (it may carry amounts and order ids)."""
+    found = KRAKEN_ERROR_CODE.search(str(err))
+    return found.group(0).strip()[:48] if found else type(err).__name__
+
+
 def make_exchange(base_url: str, api_key: str | None = None, secret: str | None = None,
                   timeout_ms: int = 10_000, throttle: bool = True) -> ccxt.kraken:
     """ccxt kraken pointed at `base_url` (Kraken's or the emulator's), ccxt retries off. `throttle`
     keeps ccxt's client-side pacing (about one call per second on Kraken); tests of the emulator turn
     it off to reach its rate counter."""
     check_base_url(base_url)
-    exchange = ccxt.kraken({
+    exchange = _ObservedKraken({
         "apiKey": api_key or "", "secret": secret or "", "timeout": timeout_ms,
         "enableRateLimit": throttle, "options": {"maxRetriesOnFailure": 0},
     })
@@ -149,6 +193,12 @@ class KrakenClient:
     def __init__(self, exchange: ccxt.kraken) -> None:
         self.exchange = exchange
         self._markets_loaded = False
+
+    def observe(self, observer: ExchangeObserver | None) -> None:
+        """Tell `observer` of every failed request and rate-limit pause from now on (a client `make_exchange`
+        built; another ccxt instance has nobody to tell)."""
+        if isinstance(self.exchange, _ObservedKraken):
+            self.exchange.observer = observer
 
     def key_id(self) -> str:
         """A short fingerprint of the API key (never the key): names per-key state such as the nonce."""

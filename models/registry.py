@@ -21,12 +21,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import pandas as pd
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -39,7 +42,11 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 SPEC_FILE = "feature_spec.json"
 MODEL_FILE = "model.lgb"
@@ -101,13 +108,50 @@ def _probe(uri: str, timeout_s: float) -> None:
                                   f"KRAKENFLOW_MLFLOW_TRACKING_URI / KRAKENFLOW_MLFLOW_REGISTRY_URI") from None
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+"""The experiment tag the MLflow 3 UI reads to open an experiment on its runs; without it the UI guesses and
+opened ours on the GenAI traces page."""
+
+
 def ensure_experiment(name: str, artifact_root: str) -> str:
-    """Create the experiment with an explicit artifact root (the sqlite store has no default one)."""
+    """Create the experiment with an explicit artifact root (the sqlite store has no default one), tagged as
+    custom model development; an experiment created before the tag existed gets it here."""
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return client.create_experiment(name, artifact_location=f"{artifact_root.rstrip('/')}/{name}")
+    if exp is None:
+        return client.create_experiment(name, artifact_location=f"{artifact_root.rstrip('/')}/{name}",
+                                        tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT})
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != CUSTOM_MODEL_DEVELOPMENT:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT)
+    return exp.experiment_id
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A run nested under the training run, e.g. one Optuna trial: its params, single-value metrics,
+    per-step series (key → {step: value}) and tags."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    series: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A frame the run used, logged as an MLflow dataset input (schema and row count, not the data): `source`
+    names where it was read (a path or URI), `digest` the project's hash of the data version, `context` the
+    role ("training", "holdout"), `targets` the label column."""
+
+    frame: pd.DataFrame
+    name: str
+    source: str
+    digest: str
+    context: str
+    targets: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def log_training_run(
@@ -121,16 +165,25 @@ def log_training_run(
     tags: Mapping[str, str],
     artifacts: Mapping[str, Path] | None = None,
     plots: Sequence[Path] = (),
+    series: Mapping[str, Mapping[int, float]] | None = None,
+    children: Sequence[ChildRun] = (),
+    datasets: Sequence[DatasetInput] = (),
 ) -> tuple[str, str]:
     """Log one training run with its native model + feature spec, and `plots` (PNG files) under the
-    run's `plots/` artifact folder. Returns (run_id, model_uri)."""
+    run's `plots/` artifact folder. `metrics` are single values, `series` per-step values (key → {step:
+    value}, e.g. one per CV fold); `children` become nested runs (the Optuna trials), `datasets` its
+    inputs. Returns (run_id, model_uri)."""
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / SPEC_FILE
         spec_path.write_text(json.dumps(spec_json, indent=2, sort_keys=True))
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
             mlflow.log_params(dict(params))
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            _log_values(run.info.run_id, metrics, series or {})
             mlflow.set_tags({**tags, "feature_spec_hash": str(spec_json["hash"])})
+            for dataset in datasets:
+                _log_dataset(dataset)
+            for child in children:
+                _log_child(experiment_id, run.info.run_id, child)
             mlflow.log_artifact(str(spec_path))
             for path in (artifacts or {}).values():
                 mlflow.log_artifact(str(path))
@@ -143,6 +196,36 @@ def log_training_run(
                                                               dst_path=str(Path(tmp) / "stored")))
             mlflow.set_tags(artifact_checksums(stored))
     return run.info.run_id, info.model_uri
+
+
+def _log_values(run_id: str, metrics: Mapping[str, float], series: Mapping[str, Mapping[int, float]]) -> None:
+    """Single values at step 0 and series at their steps, in batches (one sqlite write per 1000 points);
+    non-finite values are left out (MLflow stores NaN, but the UI's charts and comparisons choke on it)."""
+    now = int(time.time() * 1000)
+    points = [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(float(v))]
+    points += [Metric(k, float(v), now, int(step)) for k, steps in series.items() for step, v in steps.items()
+               if math.isfinite(float(v))]
+    client = MlflowClient()
+    for start in range(0, len(points), 1000):
+        client.log_batch(run_id, metrics=points[start:start + 1000], synchronous=True)
+
+
+def _log_child(experiment_id: str, parent_run_id: str, child: ChildRun) -> None:
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=child.name, tags={MLFLOW_PARENT_RUN_ID: parent_run_id})
+    client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in child.params.items()],
+                     tags=[RunTag(k, str(v)) for k, v in child.tags.items()], synchronous=True)
+    _log_values(run.info.run_id, child.metrics, child.series)
+    client.set_terminated(run.info.run_id)
+
+
+def _log_dataset(dataset: DatasetInput) -> None:
+    with warnings.catch_warnings():  # MLflow registers its local source twice and warns that it picked one
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(dataset.source)
+    logged = from_pandas(dataset.frame, source=source, targets=dataset.targets, name=dataset.name,
+                         digest=dataset.digest)
+    mlflow.log_input(logged, context=dataset.context, tags=dict(dataset.tags))
 
 
 AB_EXPERIMENT_SUFFIX = "-ab"

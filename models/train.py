@@ -132,9 +132,38 @@ def cv_summary(scores: Sequence[FoldScore]) -> dict[str, float]:
 # ---- Optuna search --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class TrialRecord:
+    """One finished Optuna trial as the registry logs it (a child run of the training run). No timestamps:
+    the train stage writes these next to the model, whose bytes must not change on a rerun.
+
+    `running_logloss[k]` is the mean out-of-fold log loss (nats) after folds 1..k+1, what the pruner saw;
+    `folds` holds every fold's scores of a complete trial (a pruned one stopped early: empty)."""
+
+    number: int
+    state: str  # "complete" | "pruned"
+    params: dict[str, float | int]  # as Optuna suggested them (ints stay ints)
+    objective: float | None  # mean CV log loss, nats; None when pruned
+    running_logloss: tuple[float, ...]
+    folds: tuple[FoldScore, ...]
+    best: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "state": self.state, "params": self.params, "objective": self.objective,
+                "running_logloss": list(self.running_logloss), "folds": [vars(f) for f in self.folds],
+                "best": self.best}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TrialRecord:
+        return cls(int(raw["number"]), str(raw["state"]), dict(raw["params"]),
+                   None if raw["objective"] is None else float(raw["objective"]),
+                   tuple(float(v) for v in raw["running_logloss"]), tuple(FoldScore(**f) for f in raw["folds"]),
+                   bool(raw["best"]))
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """What the search chose and how hard it looked: `n_trials` (complete + pruned) is what a deflated
-    Sharpe ratio must be corrected for."""
+    Sharpe ratio must be corrected for; `trials` are those trials in order of their number."""
 
     best: TrainParams
     scores: tuple[FoldScore, ...]
@@ -142,6 +171,7 @@ class SearchResult:
     n_pruned: int
     study_name: str
     storage: str  # password hidden
+    trials: tuple[TrialRecord, ...] = ()
 
 
 def _log_range(low: float, high: float, base: float) -> tuple[float, float]:
@@ -230,7 +260,19 @@ def _result(study: optuna.Study, base: TrainParams, name: str, storage: str) -> 
     return SearchResult(
         best=base.model_copy(update={k: best.params[k] for k in SEARCHED}), scores=scores,
         n_trials=len(finished), n_pruned=len(finished) - len(complete), study_name=name,
-        storage=make_url(storage).render_as_string(hide_password=True))
+        storage=make_url(storage).render_as_string(hide_password=True),
+        trials=tuple(_record(t, t.number == best.number) for t in sorted(finished, key=lambda t: t.number)))
+
+
+def _record(trial: optuna.trial.FrozenTrial, best: bool) -> TrialRecord:
+    complete = trial.state == optuna.trial.TrialState.COMPLETE
+    steps = sorted(trial.intermediate_values)
+    return TrialRecord(
+        number=trial.number, state="complete" if complete else "pruned",
+        params=dict(trial.params),
+        objective=float(trial.value) if complete and trial.value is not None else None,
+        running_logloss=tuple(float(trial.intermediate_values[k]) for k in steps),
+        folds=tuple(FoldScore(**f) for f in trial.user_attrs.get("folds", [])) if complete else (), best=best)
 
 
 def search_summary(result: SearchResult) -> dict[str, Any]:

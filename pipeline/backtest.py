@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,8 @@ class ReplayReport:
     pairs: tuple[str, ...]
     candles_traded: int
     starting_cash: float
+    candles: Mapping[str, Sequence[Candle]] = field(default_factory=dict)
+    """The candles replayed (warm-up included): the report's buy-and-hold and momentum baselines use them."""
 
 
 def parse_data_specs(specs: list[str]) -> dict[str, Path]:
@@ -85,5 +88,5 @@ def run_replay(params: Params, paths: DataPaths, settings: Settings, model_ref: 
                     batch_predict(loaded.booster))
     traded = sum(1 for seq in candles.values() for c in seq if c.ts >= first_ms)
     report = ReplayReport(result, model.name, model.version, str(first), str(last or "end of data"),
-                          tuple(candles), traded, params.trade.starting_cash)
+                          tuple(candles), traded, params.trade.starting_cash, candles)
     return report, model

@@ -27,6 +27,7 @@ from pipeline.train import load_trained
 from trader.backtest import BatchScores, ReplayConfig, replay
 from trader.engine import WARMING_UP
 from trader.model import batch_predict, booster_scorer
+from trader.report import write_reports
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,12 @@ def plots_dir(paths: DataPaths) -> Path:
     return paths.reports / "plots"
 
 
+def holdout_report(paths: DataPaths) -> Path:
+    """The holdout backtest report (report.html offline, .json, .md): the register stage logs the HTML to
+    MLflow under plots/. Its own folder, not plots/: `dvc plots show` cannot parse HTML or Markdown."""
+    return paths.reports / "holdout" / "report.html"
+
+
 def evaluate_model(params: Params, paths: DataPaths) -> dict[str, Any]:
     """Holdout classification metrics + the trader engine's own backtest on the holdout period (model and
     naive momentum through the engine; buy-and-hold and flat as pure rules), all with the same fees, the
@@ -112,6 +119,11 @@ def evaluate_model(params: Params, paths: DataPaths) -> dict[str, Any]:
                            "flat": flat_eq})
     write_atomic(paths.equity_csv, lambda p: equity.to_csv(p, index=False))
     _write_plots(paths, equity, booster, spec.names, holdout.y, holdout_prob)
+    write_reports(result, holdout_report(paths).parent, f"holdout backtest, {', '.join(candles)} from {start}",
+                  {"verdict": evaluate.verdict(metrics), "pairs": ", ".join(candles), "from": str(start),
+                   "fees": f"taker {params.fees.taker:.2%}, slippage {params.fees.slippage_bps:g} bps"},
+                  candles=candles, taker_fee=params.fees.taker, starting_cash=params.trade.starting_cash,
+                  momentum_lookback=params.evaluate.momentum_lookback, momentum=momentum.equity, stem="report")
     return metrics
 
 

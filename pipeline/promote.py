@@ -97,7 +97,7 @@ def record(params: Params, settings: Settings, outcome: ABOutcome, shadow: dict[
     r = outcome.result
     exp_id = registry.ensure_experiment(ab_experiment(params), settings.artifact_root)
     run_id = registry.log_decision_run(
-        experiment_id=exp_id, run_name=f"ab-v{outcome.champion_before}-vs-v{outcome.challenger}",
+        experiment_id=exp_id, run_name=f"ab v{outcome.champion_before} vs v{outcome.challenger} · {r.decision}",
         params={"champion_version": str(outcome.champion_before), "challenger_version": str(outcome.challenger),
                 "shadow_from": outcome.shadow_from, "alpha": params.promotion.alpha,
                 "min_periods": params.promotion.min_periods, "min_trades": params.promotion.min_holdout_trades,

@@ -17,7 +17,17 @@ from core.timeframe import to_timedelta
 from features.spec import FeatureSpec, spec_from_json, spec_from_params
 from models import dataset, evaluate
 from models.cv import Fold, candle_index, purged_walk_forward
-from models.train import FoldScore, cross_validate, cv_summary, fit, prepare_folds, search, search_summary, study_name
+from models.train import (
+    FoldScore,
+    TrialRecord,
+    cross_validate,
+    cv_summary,
+    fit,
+    prepare_folds,
+    search,
+    search_summary,
+    study_name,
+)
 from pipeline.featurize import load_feature_table
 from pipeline.paths import DataPaths
 from trader.model import batch_predict
@@ -58,19 +68,34 @@ def cv_folds(train_set: dataset.Dataset, params: Params) -> list[Fold]:
 def choose_train_params(train_set: dataset.Dataset, names: tuple[str, ...], params: Params,
                         paths: DataPaths) -> tuple[TrainParams, list[FoldScore], dict[str, Any]]:
     """Optuna's best candidate over the CV folds, or params.yaml's `train:` unchanged when
-    `optuna.n_trials` is 0 (then one configuration was tried, which is what the DSR is told)."""
+    `optuna.n_trials` is 0 (then one configuration was tried, which is what the DSR is told). The summary's
+    `trials` (TrialRecord JSON, empty without a search) is what the registry logs as one child run each."""
     prepared = prepare_folds(train_set, names, cv_folds(train_set, params))
     if params.optuna.n_trials == 0:
-        return params.train, cross_validate(prepared, params.train), {"optuna_n_trials": 1.0, "optuna_n_pruned": 0.0}
+        return params.train, cross_validate(prepared, params.train), {"optuna_n_trials": 1.0, "optuna_n_pruned": 0.0,
+                                                                      "trials": []}
     name = study_name(params.registry.model_name, params.train, params.cv, params.optuna, train_set)
     found = search(prepared, params.train, params.optuna, optuna_storage(params, paths), name)
     summary = search_summary(found)
     summary["optuna_storage"] = shown_storage(summary["optuna_storage"], paths)
+    summary["trials"] = [t.to_json() for t in found.trials]
     return found.best, list(found.scores), summary
 
 
 def cv_metrics_file(paths: DataPaths) -> Path:
     return paths.reports / "cv.json"
+
+
+def trials_file(paths: DataPaths) -> Path:
+    """The Optuna trials of the search that chose the model (models.train.TrialRecord JSON), next to it in
+    the train stage's output: the register stage logs each as a child run of the training run."""
+    return paths.model_dir / "trials.json"
+
+
+def load_trials(paths: DataPaths) -> list[TrialRecord]:
+    """The trials the train stage wrote; none for a model dir written before trials were kept."""
+    file = trials_file(paths)
+    return [TrialRecord.from_json(t) for t in json.loads(file.read_text())] if file.is_file() else []
 
 
 def train(params: Params, paths: DataPaths) -> dict[str, Any]:
@@ -80,10 +105,12 @@ def train(params: Params, paths: DataPaths) -> dict[str, Any]:
     table = load_feature_table(params, paths)
     train_set, _ = dataset.split(table, spec.names)
     chosen, scores, search_info = choose_train_params(train_set, spec.names, params, paths)
+    trials = search_info.pop("trials")
     booster = fit(train_set, spec.names, chosen)
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.model_file, lambda p: booster.save_model(str(p)))
     write_json(paths.spec_file, spec.to_json())
+    write_json(trials_file(paths), trials)
     metrics: dict[str, Any] = evaluate.classification_metrics(train_set.y, batch_predict(booster)(train_set.X), "train")
     metrics.update(cv_summary(scores))
     metrics.update(search_info)

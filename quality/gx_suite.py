@@ -33,6 +33,7 @@ import pandas as pd
 from core.params import QualityParams
 from core.timeframe import to_timedelta
 from market.frame import CANDLE_COLUMNS, PRICE_COLUMNS
+from quality.data_docs import make_offline
 
 OPTIONAL_COLUMNS = ("trades",)
 DERIVED_COLUMNS = ("gap_candles", "grid_offset_s", "abs_log_return", "seconds_ahead")
@@ -208,7 +209,7 @@ def _drop_decorations(site: Path) -> None:
 
 def write_data_docs(checked: pd.DataFrame, rules: QualityParams, target: Path) -> Path:
     """Re-run the suite through a checkpoint whose UpdateDataDocsAction renders a Data Docs site
-    into `target` (only for failing batches); returns the site's index.html."""
+    into `target` (only for failing batches), rewritten to open offline; returns the site's index.html."""
     import great_expectations as gx
 
     suite = candle_suite(rules)
@@ -227,4 +228,5 @@ def write_data_docs(checked: pd.DataFrame, rules: QualityParams, target: Path) -
             context.checkpoints.delete(site)
             context.delete_data_docs_site(site)
     _drop_decorations(target)
+    make_offline(target)  # GX's pages load their scripts and styles from CDNs: bundle or drop them
     return target / "index.html"

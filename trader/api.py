@@ -9,55 +9,21 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from trader.telemetry import snapshot_registry
 
 Snapshot = Callable[[], dict[str, Any]]
 
 
-class SnapshotCollector:
-    """Prometheus metrics computed from one snapshot per scrape (no state kept between scrapes)."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self.snap = snap
-
-    def collect(self) -> Iterator[Metric]:
-        s = self.snap()
-        position = GaugeMetricFamily("krakenflow_position", "Base-coin position per pair (ledger)", labels=["pair"])
-        for pair, qty in s["positions"].items():
-            position.add_metric([pair], qty)
-        yield position
-        for name, label in (("decisions", "action"), ("intents", "status"), ("audit", "kind")):
-            family = CounterMetricFamily(f"krakenflow_{name}", f"Ledger {name} by {label}", labels=[label])
-            for key, n in sorted(s["counts"][name].items()):
-                family.add_metric([key], n)
-            yield family
-        yield CounterMetricFamily("krakenflow_fees_paid_usd", "Fees paid on all fills (quote)", value=s["fees_paid"])
-        live = s["live"]
-        if live:
-            yield GaugeMetricFamily("krakenflow_equity_usd", "Cash plus positions at the last close (quote)",
-                                    value=live["equity"])
-            yield GaugeMetricFamily("krakenflow_halted", "1 while trading is halted", value=float(bool(live["halted"])))
-            yield GaugeMetricFamily("krakenflow_model_version", "Registry version trading now",
-                                    value=float(live["model_version"] or 0))
-            yield GaugeMetricFamily("krakenflow_seconds_since_poll",
-                                    "Seconds since the last poll that reached the exchange (failed ones don't count)",
-                                    value=max(0.0, time.time() - (live["last_ok_poll_unix"] or live["last_poll_unix"])))
-            yield GaugeMetricFamily("krakenflow_failed_polls_in_a_row", "Polls failed since the last good one",
-                                    value=float(live["failures_in_a_row"]))
-            yield GaugeMetricFamily("krakenflow_healthy", "1 while /healthz answers 200",
-                                    value=float(not live["problems"]))
-
-
 def make_app(snap: Snapshot, title: str = "krakenflow trader") -> FastAPI:
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
-    registry = CollectorRegistry()
-    registry.register(SnapshotCollector(snap))  # type: ignore[arg-type]
+    registry = snapshot_registry(snap)  # a trader serves its own registry instead (TraderTelemetry.serve_metrics)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -43,6 +43,7 @@ from trader.reconcile import Reconciliation, reconcile_with_exchange
 from trader.reload import ModelWatcher, ReloadRefused, load_for_swap, warm_states
 from trader.status import LiveView, health_problems, ledger_mode, snapshot
 from trader.strategy import ThresholdStrategy
+from trader.telemetry import TraderTelemetry
 
 if TYPE_CHECKING:
     from core.alerts import Alerter, Severity
@@ -93,6 +94,8 @@ class LiveSession:
     equity_marked_ts: int = -1
     """The newest candle whose equity mark is in the ledger."""
     closed: bool = False
+    telemetry: TraderTelemetry = field(default_factory=TraderTelemetry)
+    """This session's Prometheus metrics (trader.telemetry), served on /metrics by `serve_status`."""
 
     @property
     def engine(self) -> Engine:
@@ -203,6 +206,7 @@ def _wire_session(mode: str, params: Params, settings: Settings, client: KrakenC
                           session_id=session_id, operator=operator)
     if isinstance(broker, KrakenBroker):
         broker.on_lookup = _lookup_alert(session)
+    session.telemetry.attach(session)
     if crashed:
         _alert(session, "trader_restarted", "warning", "restarted after a crash",
                f"the previous session ({crashed['mode']}, {crashed['model']} v{crashed['version']}, session "
@@ -296,6 +300,7 @@ def reconcile(session: LiveSession, halt_above_usd: float | None = None) -> Reco
     halted_before = session.engine.halted
     result = reconcile_with_exchange(broker, session.loop.client, session.engine, session.loop.pairs, limit,
                                      session.instruments.base_assets())
+    session.telemetry.reconciled(result)
     drifts = ", ".join(f"{d.pair} ledger {d.ledger:g} vs exchange {d.exchange:g}" for d in result.drifts)
     if result.halt and halted_before != result.reason:
         _alert(session, "reconcile_halt", "critical", "reconciliation halted trading",
@@ -437,11 +442,13 @@ def _poll_succeeded(session: LiveSession) -> None:
         log.info("polls reach the exchange again after %s failures", session.failures_in_a_row)
     session.failures_in_a_row, session.last_error = 0, ""
     session.last_ok_poll_unix = time.time()
+    session.telemetry.polled(session.busy_since_unix, ok=True)
 
 
 def _poll_failed(session: LiveSession, err: Exception, kind: str = "poll_failed") -> None:
     session.failures_in_a_row += 1
     session.last_error = f"{type(err).__name__}: {err}"
+    session.telemetry.polled(session.busy_since_unix, ok=False)
     session.broker.ledger.audit(kind, {"error": str(err), "in_a_row": session.failures_in_a_row})
     log.warning("%s (%s in a row): %s", kind.replace("_", " "), session.failures_in_a_row, err,
                 extra={"event": kind, "mode": session.mode, "in_a_row": session.failures_in_a_row})
@@ -557,6 +564,7 @@ def _log_poll(session: LiveSession, decisions: list[Decision]) -> None:
     backlog = sum(1 for d in decisions if d.reason == BACKLOG)
     newest = session.loop.newest_ts()
     newest_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest / 1000)) if newest is not None else None
+    session.telemetry.decided(decisions, session.loop.clock.now_ms(), session.engine.candle_ms)
     equity = _equity_now(session)
     log.info("poll %s: %s new candle(s)%s, newest %s, equity %.2f USD%s", ", ".join(session.loop.pairs),
              len(decisions), f" ({backlog} replayed as warm-up)" if backlog else "", newest_iso, equity,
@@ -622,6 +630,7 @@ def _note_poll(session: LiveSession) -> None:
         session.last_cash, session.last_equity = session.broker.cash, session.engine.equity()
         _mark_equity(session)
     session.last_poll_unix = time.time()
+    session.telemetry.noted(session)
 
 
 def _mark_equity(session: LiveSession) -> None:
@@ -646,8 +655,8 @@ class StatusPortError(OSError):
     """The status port cannot be served (in use, or not ours to bind)."""
 
 
-StatusApp = Callable[[Callable[[], dict[str, Any]]], Any]
-"""Builds the ASGI app a trader serves from its snapshot (the CLI passes the console's)."""
+StatusApp = Callable[[Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]], Any]
+"""Builds the ASGI app a trader serves from its snapshot and its live view (the CLI passes the console's)."""
 
 
 def serve_status(session: LiveSession, host: str, port: int, make: StatusApp | None = None) -> threading.Thread:
@@ -674,7 +683,9 @@ def serve_status(session: LiveSession, host: str, port: int, make: StatusApp | N
     def snap() -> dict[str, Any]:
         return snapshot(session.broker.ledger, pairs, live_view(session))
 
-    app = make(snap) if make is not None else make_app(snap, f"krakenflow trader — {session.model_name}")
+    app = (make(snap, lambda: vars(live_view(session))) if make is not None
+           else make_app(snap, f"krakenflow trader — {session.model_name}"))
+    app = session.telemetry.serve_metrics(app, snap)  # /metrics: this session's events, the snapshot's figures
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="status-api", daemon=True)
     thread.start()

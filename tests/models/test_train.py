@@ -148,9 +148,11 @@ def test_train_evaluate_register_log_cv_plots_and_lineage(
     loaded = registry.load_model(params.registry.model_name, "challenger")
     assert loaded.tags["optuna_n_trials"] == "5" and loaded.tags["optuna_study"] == trained["optuna_study"]
     run = registry.run_metrics(params.registry.model_name, version)
-    assert run["cv_fold1_auc"] == pytest.approx(trained["cv_fold1_auc"]) and "holdout_dsr" in run
+    assert run["cv/auc_mean"] == pytest.approx(trained["cv_auc"]) and "holdout/dsr" in run
     assert sorted(registry.run_artifacts(loaded.run_id, "plots")) == [
-        "plots/calibration.png", "plots/equity.png", "plots/importance.png"]
+        "plots/calibration.png", "plots/equity.png", "plots/importance.png", "plots/report.html"]
+    report = json.loads(evaluate_job.holdout_report(paths).with_suffix(".json").read_text())
+    assert report["curves"]["model"][-1] == pytest.approx(metrics["holdout_final_equity"])  # the same run
 
 
 def test_embargo_shorter_than_the_label_horizon_is_refused() -> None:
@@ -179,5 +181,5 @@ def test_trained_model_dir_is_the_same_bytes_in_any_clone_and_on_a_rerun(tmp_pat
             written.append(_model_dir_bytes(paths))
         assert (paths.studies / "optuna.db").exists()
     assert all(w == written[0] for w in written), [sorted(w) for w in written]
-    assert sorted(written[0]) == ["feature_spec.json", "model.lgb", "train_metrics.json"]
+    assert sorted(written[0]) == ["feature_spec.json", "model.lgb", "train_metrics.json", "trials.json"]
     assert json.loads(written[0]["train_metrics.json"])["optuna_storage"] == "sqlite:///data/studies/optuna.db"

@@ -4,8 +4,11 @@ the trader at the emulator."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import SecretStr
@@ -14,6 +17,10 @@ from trader_helpers import PARAMS, register_model, train_small_booster
 
 from core.settings import Settings
 from features.spec import spec_from_params
+from market.emulator.kraken_api import RateTier
+from market.emulator.server import EmulatorHandle, running_emulator
+
+SPEC = spec_from_params(PARAMS.features)
 
 
 @pytest.fixture
@@ -25,3 +32,19 @@ def settings(tmp_path: Path, emulator, xrp_1h: pd.DataFrame, mlflow_template: Pa
     spec = spec_from_params(PARAMS.features)
     register_model(s, train_small_booster(spec, xrp_1h), spec.to_json())
     return s
+
+
+@pytest.fixture(scope="module")
+def booster_and_median(xrp_1h: pd.DataFrame) -> tuple[Any, float]:
+    """A tiny real model and its median probability on the real candles (thresholds there: it trades often)."""
+    booster = train_small_booster(SPEC, xrp_1h)
+    return booster, float(np.median(booster.predict(SPEC.batch(xrp_1h)[SPEC.warmup :])))
+
+
+@pytest.fixture
+def fast_emulator() -> Iterator[EmulatorHandle]:
+    """Kraken's rate counter raised: these runs poll as fast as they can (the rate-limit tests use the
+    ordinary `emulator` fixture)."""
+    with running_emulator(tier=RateTier(max_counter=1e9)) as handle:
+        handle.add_key(EMULATOR_KEY, EMULATOR_SECRET)
+        yield handle

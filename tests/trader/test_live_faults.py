@@ -12,17 +12,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 from tests_support import EMULATOR_KEY, EMULATOR_SECRET
-from trader_helpers import PARAMS, register_model, train_small_booster
+from trader_helpers import PARAMS, register_model
 
 from core.params import Params
 from core.settings import Settings
@@ -40,19 +39,6 @@ SPEC = spec_from_params(PARAMS.features)
 ASSET = {"XRP/USD": "XXRP", "DOGE/USD": "XXDG"}
 
 
-@pytest.fixture(scope="module")
-def booster_and_median(xrp_1h: pd.DataFrame) -> tuple[Any, float]:
-    booster = train_small_booster(SPEC, xrp_1h)
-    return booster, float(np.median(booster.predict(SPEC.batch(xrp_1h)[SPEC.warmup :])))
-
-
-@pytest.fixture
-def fast_emulator() -> Iterator[EmulatorHandle]:
-    """Kraken's rate counter raised: these runs poll as fast as they can (the rate-limit test uses the
-    ordinary `emulator` fixture)."""
-    with running_emulator(tier=RateTier(max_counter=1e9)) as handle:
-        handle.add_key(EMULATOR_KEY, EMULATOR_SECRET)
-        yield handle
 
 
 def trading_params(median: float, **live: Any) -> Params:
@@ -302,7 +288,7 @@ def test_health_reports_failing_polls_and_their_age(fast_emulator, booster_and_m
         code, _ = _get(f"http://127.0.0.1:{port}/healthz")
         _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
         since = next(float(line.split()[-1]) for line in metrics.splitlines()
-                     if line.startswith("krakenflow_seconds_since_poll "))
+                     if line.startswith("krakenflow_last_good_poll_age_seconds "))
         seen[n] = (code, since)
 
     trade(session, emu, 7, probe, pause_s=0.3)

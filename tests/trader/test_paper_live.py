@@ -5,23 +5,19 @@ endpoint. Its P&L equals a file replay of the same candles through `trader.backt
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 from pydantic import SecretStr
 from tests_support import EMULATOR_KEY, EMULATOR_SECRET
-from trader_helpers import PARAMS, register_model, train_small_booster
+from trader_helpers import PARAMS, register_model
 
 from core.params import Params
 from core.settings import Settings
 from core.types import OrderIntent, Side
 from features.spec import spec_from_params
-from market.emulator.kraken_api import RateTier
-from market.emulator.server import EmulatorHandle, running_emulator
+from market.emulator.server import EmulatorHandle
 from market.kraken import KrakenClient, make_exchange, public_client
 from trader.backtest import ReplayConfig, replay
 from trader.ledger import Ledger
@@ -31,17 +27,10 @@ SPEC = spec_from_params(PARAMS.features)
 POLLS = 150
 
 
-@pytest.fixture(scope="module")
-def booster_and_median(xrp_1h: pd.DataFrame) -> tuple[Any, float]:
-    booster = train_small_booster(SPEC, xrp_1h)
-    return booster, float(np.median(booster.predict(SPEC.batch(xrp_1h)[SPEC.warmup :])))
-
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(tier=RateTier(max_counter=1e9)) as handle:
-        handle.add_key(EMULATOR_KEY, EMULATOR_SECRET)
-        yield handle
+def emu(fast_emulator: EmulatorHandle) -> EmulatorHandle:
+    return fast_emulator
 
 
 def paper_params(median: float) -> Params:
