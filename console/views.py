@@ -105,13 +105,6 @@ def drawdown(equity: Sequence[float]) -> list[float]:
     return out
 
 
-def performance(equity: Sequence[float]) -> dict[str, float]:
-    """Return and max drawdown of an equity curve, in %."""
-    if len(equity) < 2 or equity[0] <= 0:
-        return {"return_pct": 0.0, "max_drawdown_pct": 0.0}
-    return {"return_pct": (equity[-1] / equity[0] - 1) * 100, "max_drawdown_pct": -min(drawdown(equity))}
-
-
 HOLDS = ("hold", "stand_aside")
 
 
